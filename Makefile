@@ -1,0 +1,48 @@
+# Zaplecze — the two quick-start commands are `make demo` and `make test`.
+# Both build the environment in .venv/ from the lock file first; nothing needs installing by hand.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-deep bench lint env lock clean system-deps
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# The `ledger` program checks our general-ledger export in the tests (Debian package `ledger`).
+system-deps:
+	@command -v ledger >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq ledger >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq ledger >/dev/null)) \
+	      || echo "note: could not install 'ledger'; the ledger cross-check test will be skipped"; \
+	  else echo "note: 'ledger' is not installed; the ledger cross-check test will be skipped"; fi; }
+
+demo: env
+	$(BIN)/zaplecze demo
+
+test: env system-deps
+	$(BIN)/python tests/run_suite.py
+
+test-deep: env system-deps
+	ZAPLECZE_DEEP=1 $(BIN)/python tests/run_suite.py
+
+bench: env system-deps
+	$(BIN)/python bench/run.py
+
+lint: env
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+lock:
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev --strip-extras -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info zaplecze.db zaplecze.db-wal zaplecze.db-shm demo-book

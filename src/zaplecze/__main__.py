@@ -1,0 +1,3 @@
+from zaplecze.interfaces.cli import main
+
+main()

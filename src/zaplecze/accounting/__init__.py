@@ -1,0 +1,1 @@
+"""Accounting: lots and realised gains, valuation."""

@@ -1,0 +1,222 @@
+"""Lots: the cost sub-ledger of an account's holdings, as a pure fold over its events.
+
+Each BUY opens a lot (quantity, cost = gross + commission, acquisition date = trade date). A
+SELL closes lots by the account's method (FIFO, LIFO, HIFO, AVERAGE). Closing part of a lot
+takes cost × closed / lot quantity, rounded half-up; the lot keeps the rest, so a lot's cost is
+always used up exactly. Corporate actions transform lots on their ex date, before that day's
+trades (trades on the ex date carry no entitlement).
+
+Quantities are exact ``Fraction``s while lots are adjusted by a ratio (1:3 is not a decimal);
+costs are Decimals at the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+from zaplecze.corporate_actions.model import CaKind, CorporateAction
+from zaplecze.kernel.money import currency_scale, round_half_up
+from zaplecze.refdata.model import Instrument, LotMethod
+from zaplecze.trading.model import Side, Trade
+
+
+@dataclass(slots=True)
+class Lot:
+    isin: str
+    acquired: dt.date
+    order: int  # booking order among lots with the same acquisition date
+    quantity: Fraction
+    cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Realized:
+    account: str
+    trade_id: str
+    isin: str
+    close_date: dt.date
+    quantity: Decimal
+    proceeds: Decimal
+    cost: Decimal
+    currency: str
+
+    @property
+    def gain(self) -> Decimal:
+        return self.proceeds - self.cost
+
+
+@dataclass
+class LotBook:
+    """One account's open lots per ISIN and its realised rows, built by ``replay``."""
+
+    account: str
+    method: LotMethod
+    instruments: Mapping[str, Instrument]
+    lots: dict[str, list[Lot]] = field(default_factory=dict)
+    realized: list[Realized] = field(default_factory=list)
+    _order: int = 0
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def quantity(self, isin: str) -> Fraction:
+        return sum((lot.quantity for lot in self.lots.get(isin, ())), Fraction(0))
+
+    def cost(self, isin: str) -> Decimal:
+        return sum((lot.cost for lot in self.lots.get(isin, ())), Decimal(0))
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _next_order(self) -> int:
+        self._order += 1
+        return self._order
+
+    def buy(self, isin: str, day: dt.date, quantity: Fraction, cost: Decimal) -> None:
+        lots = self.lots.setdefault(isin, [])
+        if self.method is LotMethod.AVERAGE and lots:
+            pool = lots[0]
+            pool.quantity += quantity
+            pool.cost += cost
+            return
+        lots.append(Lot(isin, day, self._next_order(), quantity, cost))
+
+    def take(self, isin: str, quantity: Fraction) -> tuple[Fraction, Decimal]:
+        """Close up to ``quantity`` from the lots in sell order; returns (taken, cost taken)."""
+        scale = currency_scale(self.instruments[isin].currency)
+        remaining = quantity
+        cost_taken = Decimal(0)
+        for lot in self._sell_order(isin):
+            if remaining <= 0:
+                break
+            taken = min(lot.quantity, remaining)
+            if taken == lot.quantity:
+                part = lot.cost
+            else:
+                part = round_half_up(Fraction(lot.cost) * taken / lot.quantity, scale)
+            lot.quantity -= taken
+            lot.cost -= part
+            cost_taken += part
+            remaining -= taken
+        self.lots[isin] = [lot for lot in self.lots.get(isin, []) if lot.quantity != 0]
+        return quantity - remaining, cost_taken
+
+    def _sell_order(self, isin: str) -> list[Lot]:
+        lots = self.lots.get(isin, [])
+        by_age = sorted(lots, key=lambda lot: (lot.acquired, lot.order))
+        if self.method is LotMethod.LIFO:
+            return by_age[::-1]
+        if self.method is LotMethod.HIFO:
+            return sorted(by_age, key=lambda lot: -(Fraction(lot.cost) / lot.quantity))
+        return by_age
+
+    def trade(self, trade: Trade) -> None:
+        if trade.side is Side.BUY:
+            self.buy(trade.isin, trade.trade_date, Fraction(trade.quantity),
+                     trade.gross + trade.commission)
+            return
+        _, cost = self.take(trade.isin, Fraction(trade.quantity))
+        self.realized.append(Realized(self.account, trade.trade_id, trade.isin, trade.trade_date,
+                                      trade.quantity, trade.gross - trade.commission, cost,
+                                      trade.currency))
+
+    def corporate_action(self, event: CorporateAction) -> None:
+        held = self.lots.get(event.isin, [])
+        if not held:
+            return
+        if event.kind in (CaKind.SPLIT, CaKind.STOCK_DIVIDEND):
+            factor = event.ratio if event.kind is CaKind.SPLIT else 1 + event.ratio
+            for lot in held:
+                lot.quantity *= factor
+        elif event.kind is CaKind.SPINOFF:
+            self._spinoff(event, held)
+        elif event.kind is CaKind.MERGER:
+            moved = self.lots.setdefault(event.new_isin, [])
+            for lot in held:
+                moved.append(Lot(event.new_isin, lot.acquired, lot.order,
+                                 lot.quantity * event.ratio, lot.cost))
+            del self.lots[event.isin]
+        elif event.kind is CaKind.CASH_MERGER:
+            self._cash_merger(event, held)
+            return
+        else:
+            return  # a cash dividend leaves lots alone
+        self._cash_in_lieu(event)
+
+    def _spinoff(self, event: CorporateAction, held: list[Lot]) -> None:
+        scale = currency_scale(self.instruments[event.isin].currency)
+        new_lots = self.lots.setdefault(event.new_isin, [])
+        for lot in held:
+            moved = round_half_up(lot.cost * event.cost_fraction, scale)
+            lot.cost -= moved
+            new_lots.append(Lot(event.new_isin, lot.acquired, lot.order,
+                                lot.quantity * event.ratio, moved))
+
+    def _cash_merger(self, event: CorporateAction, held: list[Lot]) -> None:
+        quantity = sum((lot.quantity for lot in held), Fraction(0))
+        cost = sum((lot.cost for lot in held), Decimal(0))
+        scale = currency_scale(event.currency)
+        proceeds = round_half_up(Fraction(event.amount) * quantity, scale)
+        del self.lots[event.isin]
+        self.realized.append(Realized(self.account, event.event_id, event.isin, event.ex_date,
+                                      _decimal(quantity), proceeds, cost, event.currency))
+
+    def _cash_in_lieu(self, event: CorporateAction) -> None:
+        isin = event.resulting_isin
+        instrument = self.instruments[isin]
+        total = self.quantity(isin)
+        fraction = fractional_part(total, instrument.quantity_scale)
+        if fraction == 0:
+            return
+        _, cost = self.take(isin, fraction)
+        proceeds = round_half_up(fraction * Fraction(event.fraction_price),
+                                 currency_scale(instrument.currency))
+        self.realized.append(Realized(self.account, event.event_id, isin, event.ex_date,
+                                      _decimal(fraction), proceeds, cost, instrument.currency))
+
+
+def fractional_part(quantity: Fraction, scale: int) -> Fraction:
+    """The part of a holding below the quantity scale (what cash in lieu pays out)."""
+    unit = Fraction(1, 10**scale)
+    whole_units = (quantity / unit).__floor__()
+    return quantity - whole_units * unit
+
+
+def _decimal(value: Fraction) -> Decimal:
+    """A Fraction that is a terminating decimal, exactly (cash-in-lieu fractions need not be)."""
+    numerator, denominator = value.numerator, value.denominator
+    twos = fives = 0
+    while denominator % 2 == 0:
+        denominator //= 2
+        twos += 1
+    while denominator % 5 == 0:
+        denominator //= 5
+        fives += 1
+    if denominator != 1:
+        return Decimal(numerator) / Decimal(value.denominator)  # 60-digit context, documented
+    places = max(twos, fives)
+    return Decimal(numerator * 10**places // value.denominator).scaleb(-places)
+
+
+EventKey = tuple[dt.date, int, int]
+
+
+def replay(account: str, method: LotMethod, instruments: Mapping[str, Instrument],
+           trades: Iterable[Trade], actions: Iterable[CorporateAction]) -> LotBook:
+    """Fold an account's trades and corporate actions in order: by date, corporate actions
+    before the day's trades, trades in booking order."""
+    book = LotBook(account, method, instruments)
+    events: list[tuple[EventKey, Trade | CorporateAction]] = []
+    for trade in trades:
+        events.append(((trade.trade_date, 1, trade.sequence), trade))
+    for index, event in enumerate(actions):
+        events.append(((event.ex_date, 0, index), event))
+    events.sort(key=lambda item: item[0])
+    for _, item in events:
+        if isinstance(item, Trade):
+            book.trade(item)
+        else:
+            book.corporate_action(item)
+    return book

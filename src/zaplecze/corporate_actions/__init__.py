@@ -1,0 +1,1 @@
+"""Corporate actions: events -> entitlements -> entries."""

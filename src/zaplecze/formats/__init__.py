@@ -1,0 +1,1 @@
+"""Readers and writers of outside formats: the book folder's CSV, FIX, Ledger/Beancount text."""

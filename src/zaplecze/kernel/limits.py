@@ -1,0 +1,9 @@
+"""Every limit in one place, named with its unit last."""
+
+ROWS_PER_BATCH = 5_000  # source rows committed in one transaction by `load`
+POSTINGS_PER_ENTRY_MAX = 64  # a business event larger than this is a programmer error
+FILE_ROWS_MAX = 20_000_000  # rows in one book-folder file
+FIELD_CHARS_MAX = 256  # characters in one CSV field
+SERIALIZABLE_RETRIES_MAX = 5  # PostgreSQL serialization failures retried per transaction
+QUANTITY_SCALE_MAX = 8  # decimals an instrument's quantity may declare
+FIX_MESSAGE_BYTES_MAX = 65_536

@@ -1,0 +1,105 @@
+"""Exact amounts: Decimal in Python, integers at a declared scale in storage.
+
+Every asset has a scale: a currency's minor unit (ISO 4217) or an instrument's quantity scale.
+A ledger amount is an ``int`` count of the asset's smallest unit; ``units`` and ``decimal_of``
+convert between the two without ever touching a binary float. Each rounding site names its
+mode by calling ``round_half_up`` (the contract's only rounding) or ``round_down``.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from functools import lru_cache
+
+import iso4217
+
+# Arithmetic on amounts never loses digits: 60 significant digits is far beyond any book.
+_CONTEXT = decimal.Context(prec=60, rounding=ROUND_HALF_UP, traps=[decimal.InvalidOperation])
+
+
+class NotAnExactNumber(ValueError):
+    """Text that is not a plain decimal number (NaN, Infinity, exponent, thousands separator)."""
+
+
+def parse_decimal(text: str) -> Decimal:
+    """A contract number: digits with an optional sign and '.' point; no exponent, NaN or ','."""
+    cleaned = text.strip()
+    if not cleaned:
+        raise NotAnExactNumber("empty")
+    body = cleaned[1:] if cleaned[0] in "+-" else cleaned
+    if not body or body.count(".") > 1 or not body.replace(".", "").isdigit() or body == ".":
+        raise NotAnExactNumber(f"{text!r} is not a decimal number")
+    return Decimal(cleaned)
+
+
+@lru_cache(maxsize=None)
+def currency_scale(code: str) -> int:
+    """The currency's minor unit from ISO 4217 (2 for USD, EUR, PLN, GBP; 0 for JPY)."""
+    try:
+        exponent = iso4217.Currency(code).exponent
+    except (ValueError, KeyError) as error:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency") from error
+    return int(exponent) if exponent is not None else 0
+
+
+def is_currency(code: str) -> bool:
+    try:
+        currency_scale(code)
+    except ValueError:
+        return False
+    return len(code) == 3 and code.isupper()
+
+
+def fits_scale(value: Decimal, scale: int) -> bool:
+    """True when ``value`` has no digits below ``scale`` decimals."""
+    return value == value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN)
+
+
+def units(value: Decimal | Fraction, scale: int) -> int:
+    """The exact integer count of smallest units; refuses a value that does not fit the scale."""
+    scaled = Fraction(value) * 10**scale
+    if scaled.denominator != 1:
+        raise ValueError(f"{value} has more than {scale} decimals")
+    return int(scaled)
+
+
+def decimal_of(count: int, scale: int) -> Decimal:
+    """The Decimal for an integer count of smallest units, written at exactly ``scale`` places."""
+    return Decimal(count).scaleb(-scale, _CONTEXT)
+
+
+def round_half_up(value: Decimal | Fraction, scale: int) -> Decimal:
+    """Round half away from zero at ``scale`` decimals: the contract's rounding."""
+    if isinstance(value, Fraction):
+        return _round_fraction(value, scale, half_up=True)
+    return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP, context=_CONTEXT)
+
+
+def round_down(value: Decimal | Fraction, scale: int) -> Decimal:
+    """Round toward zero at ``scale`` decimals: fractional entitlements are cut, never rounded."""
+    if isinstance(value, Fraction):
+        return _round_fraction(value, scale, half_up=False)
+    return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN, context=_CONTEXT)
+
+
+def _round_fraction(value: Fraction, scale: int, *, half_up: bool) -> Decimal:
+    scaled = abs(value) * 10**scale
+    whole, remainder = divmod(scaled.numerator, scaled.denominator)
+    if half_up and 2 * remainder >= scaled.denominator:
+        whole += 1
+    sign = -1 if value < 0 else 1
+    return decimal_of(sign * whole, scale)
+
+
+def plain(value: Decimal) -> str:
+    """A quantity written exactly, without trailing zeros and never in exponent form."""
+    if value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    return format(value.normalize(_CONTEXT), "f")
+
+
+def at_scale(value: Decimal, scale: int) -> str:
+    """Money written at its currency's minor unit ("1234.50")."""
+    return format(value.quantize(Decimal(1).scaleb(-scale), context=_CONTEXT), "f")

@@ -1,0 +1,1 @@
+"""The ledger: entries of postings, balanced per asset; pending, posted, voided; folds."""

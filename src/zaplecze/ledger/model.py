@@ -1,0 +1,111 @@
+"""Entries and postings: the journal's records.
+
+Every business event becomes one ``Entry`` of ``Posting``s; each posting moves an integer
+amount (at the asset's declared scale) of one asset in one GL account. For every entry and
+asset the postings sum to zero.
+
+Two-phase, as TigerBeetle's pending transfers: a trade is booked as a PENDING entry on its
+trade date; settlement appends a POST entry that points at it, cancelling appends a VOID
+entry. Nothing is ever changed in place. Each posting carries the basis it counts on, so every
+balance is one sum over one table:
+
+    trade basis as of D       = Σ postings with basis in {BOTH, TRADE}      and date ≤ D
+    settlement basis as of D  = Σ postings with basis in {BOTH, SETTLEMENT} and date ≤ D
+
+A PENDING entry's postings count on the trade basis only; its POST entry repeats them on the
+settlement basis; a VOID entry reverses them on the trade basis. A POSTED entry counts on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    POSTED = "POSTED"  # final on both bases from its date
+    PENDING = "PENDING"  # trade basis from its date; settlement basis once posted
+    POST = "POST"  # posts the pending entry it names (settlement)
+    VOID = "VOID"  # voids the pending entry it names (cancel before settlement)
+
+
+class Basis(StrEnum):
+    BOTH = "B"
+    TRADE = "T"
+    SETTLEMENT = "S"
+
+
+BASIS_OF_PHASE = {Phase.POSTED: Basis.BOTH, Phase.PENDING: Basis.TRADE,
+                  Phase.POST: Basis.SETTLEMENT, Phase.VOID: Basis.TRADE}
+
+
+class EntryKind(StrEnum):
+    TRADE = "TRADE"
+    SETTLEMENT = "SETTLEMENT"
+    CANCEL = "CANCEL"
+    CASH = "CASH"
+    CORPORATE_ACTION = "CORPORATE_ACTION"
+    CORPORATE_ACTION_CASH = "CORPORATE_ACTION_CASH"
+    TRANSFORMATION = "TRANSFORMATION"
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    gl_account: str
+    asset: str  # an ISO 4217 code or an ISIN
+    amount: int  # in the asset's smallest unit; positive = owned by / owed to the owner
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: str  # idempotency key, unique in the journal
+    kind: EntryKind
+    phase: Phase
+    business_date: dt.date
+    postings: tuple[Posting, ...]
+    ref: str = ""  # the source record: trade_id, movement_id, event_id
+    account: str = ""  # the client or house account the event is about
+    settle_date: dt.date | None = None  # intended settlement date of a PENDING entry
+    target_key: str = ""  # POST / VOID: the pending entry it acts on
+    linked_key: str = ""  # a TRANSFORMATION settles with (and is voided with) this entry
+    memo: str = ""
+
+    @property
+    def basis(self) -> Basis:
+        return BASIS_OF_PHASE[self.phase]
+
+
+def unbalanced_assets(entry: Entry) -> dict[str, int]:
+    """The assets whose postings do not sum to zero, with the sum; empty when balanced."""
+    totals: dict[str, int] = {}
+    for posting in entry.postings:
+        totals[posting.asset] = totals.get(posting.asset, 0) + posting.amount
+    return {asset: total for asset, total in totals.items() if total != 0}
+
+
+def netted(postings: list[Posting]) -> tuple[Posting, ...]:
+    """Postings summed per (account, asset), zeros dropped, in first-seen order."""
+    sums: dict[tuple[str, str], int] = {}
+    for posting in postings:
+        key = (posting.gl_account, posting.asset)
+        sums[key] = sums.get(key, 0) + posting.amount
+    return tuple(Posting(account, asset, amount) for (account, asset), amount in sums.items()
+                 if amount != 0)
+
+
+def settle(pending: Entry, date: dt.date) -> Entry:
+    """The POST entry that settles ``pending`` on ``date``: the same postings, settlement basis."""
+    assert pending.phase is Phase.PENDING, pending.key
+    return Entry(key=f"post:{pending.key}", kind=EntryKind.SETTLEMENT, phase=Phase.POST,
+                 business_date=date, postings=pending.postings, ref=pending.ref,
+                 account=pending.account, target_key=pending.key)
+
+
+def void(pending: Entry, date: dt.date, reason: str) -> Entry:
+    """The VOID entry that cancels ``pending`` on ``date``: its postings reversed, trade basis."""
+    assert pending.phase is Phase.PENDING, pending.key
+    reversed_postings = tuple(Posting(p.gl_account, p.asset, -p.amount) for p in pending.postings)
+    return Entry(key=f"void:{pending.key}", kind=EntryKind.CANCEL, phase=Phase.VOID,
+                 business_date=date, postings=reversed_postings, ref=pending.ref,
+                 account=pending.account, target_key=pending.key, memo=reason)

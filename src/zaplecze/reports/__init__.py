@@ -1,0 +1,1 @@
+"""Pure report builders: (spec, folded data, reference data) -> rows. Rendering is separate."""

@@ -1,0 +1,291 @@
+"""``zaplecze eod --through DATE``: run each business day once, in order.
+
+A day is one transaction, an ordered list of same-shaped steps:
+    1. settle what is due (every pending trade settles on its settlement date, for now)
+    2. apply the corporate actions whose ex date has come (entitlements, transformations)
+    3. credit corporate-action cash whose pay date has come
+    4. value positions at the latest closing prices
+    5. check the invariants (stock record and cash book balanced per asset)
+and is then marked as run. Running a day again finds it marked and changes nothing. After the
+last day the whole journal is folded and compared with the materialised balances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import Connection, Engine
+
+from zaplecze.corporate_actions.apply import (
+    Entitlement,
+    Holding,
+    PendingTrade,
+    apply,
+    cash_entry,
+)
+from zaplecze.corporate_actions.model import CaKind, CorporateAction
+from zaplecze.kernel.calendar import weekdays
+from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up
+from zaplecze.kernel.problems import InvariantBroken
+from zaplecze.ledger import accounts as gl
+from zaplecze.ledger.model import Entry, Phase, settle
+from zaplecze.refdata.model import RefData
+from zaplecze.store import repo, schema
+from zaplecze.store.db import read_connection, with_retries
+from zaplecze.store.journal import JournalWriter
+
+
+@dataclass
+class DayResult:
+    day: dt.date
+    settled: int = 0
+    corporate_actions: list[str] = field(default_factory=list)
+    cash_credits: int = 0
+    valued_accounts: int = 0
+    entries: int = 0
+
+
+@dataclass
+class EodReport:
+    days: list[DayResult] = field(default_factory=list)
+    skipped: int = 0
+
+
+class PositionFold:
+    """Owner balances on trade basis, folded forward day by day within one run."""
+
+    def __init__(self) -> None:
+        self.balances: dict[tuple[str, str], int] = {}
+        self.day: dt.date | None = None
+
+    def advance(self, connection: Connection, day: dt.date) -> None:
+        if self.day is None:
+            self.balances = repo.balances_as_of(connection, day, "trade", ("client", "house"))
+        else:
+            m = repo.mark(connection)
+            for account, asset, amount in connection.exec_driver_sql(
+                    f"SELECT gl_account, asset, amount FROM postings WHERE business_date > {m} "
+                    f"AND business_date <= {m} AND basis IN ('B', 'T') AND "
+                    f"(gl_account LIKE 'client:%' OR gl_account LIKE 'house:%')",
+                    (self.day.isoformat(), day.isoformat())):
+                key = (str(account), str(asset))
+                self.balances[key] = self.balances.get(key, 0) + int(amount)
+        self.day = day
+
+
+def run_eod(engine: Engine, through: dt.date,
+            progress: Callable[[DayResult, int, int], None] | None = None) -> EodReport:
+    report = EodReport()
+    with read_connection(engine) as connection:
+        start = repo.earliest_date(connection)
+        done = {row[0] for row in connection.exec_driver_sql(
+            "SELECT business_date FROM eod_runs")}
+        refdata = repo.refdata(connection)
+    if start is None:
+        return report
+    days = [day for day in weekdays(start, through) if day.isoformat() not in done]
+    report.skipped = len(weekdays(start, through)) - len(days)
+    fold = PositionFold()
+    for index, day in enumerate(days, start=1):
+        def work(connection: Connection, day: dt.date = day) -> DayResult:
+            return _run_day(connection, day, refdata, fold)
+
+        result = with_retries(engine, work)
+        report.days.append(result)
+        if progress:
+            progress(result, index, len(days))
+    if days:
+        with read_connection(engine) as connection:
+            check_stored_balances(connection)
+    return report
+
+
+def _run_day(connection: Connection, day: dt.date, refdata: RefData,
+             fold: PositionFold) -> DayResult:
+    result = DayResult(day)
+    writer = JournalWriter(connection)
+    result.settled = _settle_due(connection, writer, day)
+    writer.flush()
+    for event in _due_actions(connection, day):
+        _apply_action(connection, writer, event, refdata)
+        result.corporate_actions.append(event.event_id)
+        writer.flush()
+    result.cash_credits = _credit_cash(connection, writer, day, refdata)
+    writer.flush()
+    fold.advance(connection, day)
+    result.valued_accounts = _value(connection, day, fold, refdata)
+    _check_day(connection, day)
+    result.entries = writer.written
+    connection.execute(schema.eod_runs.insert(), [{
+        "business_date": day.isoformat(),
+        "completed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "entries_booked": writer.written, "journal_head": writer.head.hash}])
+    return result
+
+
+def _settle_due(connection: Connection, writer: JournalWriter, day: dt.date) -> int:
+    due = repo.open_pending(connection, settle_through=day)
+    if not due:
+        return 0
+    linked = repo.open_pending(connection, linked_to=list(due))
+    by_trade: dict[str, list[Entry]] = {}
+    for entry in linked.values():
+        by_trade.setdefault(entry.linked_key, []).append(entry)
+    for key, entry in due.items():
+        assert entry.settle_date is not None
+        writer.append(settle(entry, entry.settle_date))
+        for transformation in by_trade.get(key, ()):
+            writer.append(settle(transformation, entry.settle_date))
+    return len(due)
+
+
+def _due_actions(connection: Connection, day: dt.date) -> list[CorporateAction]:
+    applied = {row[0] for row in connection.exec_driver_sql(
+        "SELECT event_id FROM ca_applications")}
+    return [event for event in repo.corporate_actions(connection)
+            if event.ex_date <= day and event.event_id not in applied]
+
+
+def _holdings(connection: Connection, event: CorporateAction,
+              refdata: RefData) -> list[Holding]:
+    eve = event.ex_date - dt.timedelta(days=1)
+    m = repo.mark(connection)
+    positions: dict[str, int] = {}
+    resulting: dict[str, int] = {}
+    for (account, asset), amount in repo.balances_as_of(
+            connection, eve, "trade", ("client", "house")).items():
+        account_id = gl.account_id_of(account)
+        if account_id is None:
+            continue
+        if asset == event.isin:
+            positions[account_id] = amount
+        elif asset == event.resulting_isin:
+            resulting[account_id] = amount
+    pending: dict[str, list[PendingTrade]] = {}
+    rows = connection.exec_driver_sql(
+        f"SELECT e.entry_key, e.account, p.amount FROM entries e JOIN postings p "
+        f"ON p.entry_sequence = e.sequence WHERE e.kind = 'TRADE' AND e.phase = 'PENDING' "
+        f"AND e.business_date <= {m} AND p.asset = {m} AND "
+        f"(p.gl_account LIKE 'client:%' OR p.gl_account LIKE 'house:%') AND NOT EXISTS "
+        f"(SELECT 1 FROM entries x WHERE x.target_key = e.entry_key AND x.business_date <= {m}) "
+        f"ORDER BY e.sequence", (eve.isoformat(), event.isin, eve.isoformat()))
+    for key, account_id, amount in rows:
+        pending.setdefault(str(account_id), []).append(PendingTrade(str(key), int(amount)))
+    return [Holding(account_id, quantity, resulting.get(account_id, 0),
+                    tuple(pending.get(account_id, ())))
+            for account_id, quantity in sorted(positions.items()) if account_id in
+            refdata.accounts]
+
+
+def _apply_action(connection: Connection, writer: JournalWriter, event: CorporateAction,
+                  refdata: RefData) -> None:
+    holdings = _holdings(connection, event, refdata)
+    entitled = 0
+    records = []
+    posted_trades = _posted_keys(connection, [t.entry_key for h in holdings for t in h.pending])
+    for holding in holdings:
+        entries, entitlement = apply(event, holding, refdata)
+        for entry in entries:
+            writer.append(entry)
+            if entry.phase is Phase.PENDING and entry.linked_key in posted_trades:
+                writer.append(settle(entry, event.ex_date))
+        if entitlement is not None:
+            entitled += 1
+            records.append(_entitlement_record(entitlement))
+    if records:
+        connection.execute(schema.entitlements.insert(), records)
+    connection.execute(schema.ca_applications.insert(), [{
+        "event_id": event.event_id, "applied_on": event.ex_date.isoformat(),
+        "accounts_entitled": entitled}])
+
+
+def _posted_keys(connection: Connection, keys: list[str]) -> set[str]:
+    found = repo.entries_by_key(connection, [f"post:{key}" for key in keys])
+    return {key.split(":", 1)[1] for key in found}
+
+
+def _entitlement_record(entitlement: Entitlement) -> dict[str, object]:
+    return {"event_id": entitlement.event_id, "account": entitlement.account,
+            "kind": entitlement.kind.value, "isin": entitlement.isin,
+            "quantity": str(entitlement.quantity), "new_quantity": str(entitlement.new_quantity),
+            "gross": str(entitlement.gross), "withholding": str(entitlement.withholding),
+            "net": str(entitlement.net), "currency": entitlement.currency,
+            "pay_date": entitlement.pay_date.isoformat()}
+
+
+def _credit_cash(connection: Connection, writer: JournalWriter, day: dt.date,
+                 refdata: RefData) -> int:
+    m = repo.mark(connection)
+    rows = connection.exec_driver_sql(
+        f"SELECT * FROM entitlements n WHERE n.pay_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
+        f"entries e WHERE e.kind = 'CORPORATE_ACTION_CASH' AND e.ref = n.event_id AND "
+        f"e.account = n.account) ORDER BY n.pay_date, n.event_id, n.account",
+        (day.isoformat(),)).all()
+    credited = 0
+    for row in rows:
+        entitlement = Entitlement(
+            row.event_id, row.account, CaKind(row.kind), row.isin, Decimal(row.quantity),
+            Decimal(row.gross), Decimal(row.withholding), Decimal(row.net), row.currency,
+            dt.date.fromisoformat(row.pay_date), Decimal(row.new_quantity))
+        entry = cash_entry(entitlement, refdata)
+        if entry is not None:
+            writer.append(entry)
+            credited += 1
+    return credited
+
+
+def _value(connection: Connection, day: dt.date, fold: PositionFold,
+           refdata: RefData) -> int:
+    m = repo.mark(connection)
+    prices: dict[str, Decimal] = {}
+    for isin, close in connection.exec_driver_sql(
+            f"SELECT p.isin, p.close FROM prices p WHERE p.business_date = (SELECT "
+            f"MAX(q.business_date) FROM prices q WHERE q.isin = p.isin AND "
+            f"q.business_date <= {m})", (day.isoformat(),)):
+        prices[str(isin)] = Decimal(close)
+    totals: dict[tuple[str, str], list[object]] = {}
+    for (account, asset), amount in fold.balances.items():
+        instrument = refdata.instruments.get(asset)
+        account_id = gl.account_id_of(account)
+        if instrument is None or account_id is None or amount == 0:
+            continue
+        key = (account_id, instrument.currency)
+        slot = totals.setdefault(key, [Decimal(0), 0, 0])
+        price = prices.get(asset)
+        slot[1] = int(str(slot[1])) + 1
+        if price is None:
+            slot[2] = int(str(slot[2])) + 1
+            continue
+        quantity = decimal_of(amount, instrument.quantity_scale)
+        value = Decimal(str(slot[0])) + quantity * price
+        slot[0] = value
+    records = [{"business_date": day.isoformat(), "account": account, "currency": currency,
+                "market_value": str(round_half_up(Decimal(str(v[0])),
+                                                  currency_scale(currency))),
+                "positions": v[1], "unpriced": v[2]}
+               for (account, currency), v in sorted(totals.items())]
+    if records:
+        connection.execute(schema.valuations.insert(), records)
+    return len(records)
+
+
+def _check_day(connection: Connection, day: dt.date) -> None:
+    """Ownership equals location for every asset on both views (Σ balances = 0 per asset)."""
+    bad = connection.exec_driver_sql(
+        "SELECT asset, basis, SUM(amount) FROM balances GROUP BY asset, basis "
+        "HAVING SUM(amount) <> 0 LIMIT 1").first()
+    if bad:
+        raise InvariantBroken(f"the books do not balance for {bad[0]} ({bad[1]} view) at the "
+                              f"end of {day}: off by {bad[2]}")
+
+
+def check_stored_balances(connection: Connection) -> None:
+    """The materialised balances must equal the fold of the journal, exactly."""
+    stored = repo.stored_balances(connection)
+    folded = repo.folded_balances(connection)
+    if stored != folded:
+        differing = sorted(set(stored.items()) ^ set(folded.items()))[:3]
+        raise InvariantBroken(f"stored balances differ from the journal's fold: {differing}")

@@ -1,0 +1,551 @@
+"""``zaplecze load DIR``: import a book folder, idempotently, one transaction per batch.
+
+Every row is either booked, recognised as already booked (same key, same content: nothing to
+do), or rejected with its file, line and rule — kept in ``rejections`` for an operator, never
+silently dropped, never stopping the good rows. A batch of rows commits with its idempotency
+keys, its entries and its rejections, or not at all: a crash mid-load resumes cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from zaplecze.corporate_actions.model import CA_COLUMNS
+from zaplecze.corporate_actions.model import corporate_action as validate_corporate_action
+from zaplecze.formats.book_csv import LOAD_ORDER, CsvReader, Row, open_book_file
+from zaplecze.kernel.calendar import SettlementCalendar
+from zaplecze.kernel.fields import Rejected
+from zaplecze.kernel.limits import ROWS_PER_BATCH
+from zaplecze.kernel.money import currency_scale, decimal_of, units
+from zaplecze.kernel.problems import Problem, Rule
+from zaplecze.ledger import accounts as gl
+from zaplecze.ledger.model import Entry, void
+from zaplecze.refdata import validate as refcheck
+from zaplecze.refdata.model import RefData
+from zaplecze.store import repo
+from zaplecze.store.db import read_connection, with_retries
+from zaplecze.store.journal import JournalWriter
+from zaplecze.trading import capture
+from zaplecze.trading.booking import book_cash, book_trade, trade_key
+from zaplecze.trading.model import Cancel, CashKind, CashMovement, Trade
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class LoadReport:
+    booked: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    rejected: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    fatal: Problem | None = None
+
+    def count(self, bucket: dict[str, int], file_name: str, n: int = 1) -> None:
+        bucket[file_name] = bucket.get(file_name, 0) + n
+
+
+def _batches(reader: Iterable[Row | Problem], size: int) -> Iterator[list[Row | Problem]]:
+    batch: list[Row | Problem] = []
+    for item in reader:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _record_rejections(connection: Connection, problems: list[Problem],
+                       fingerprints: dict[int, str]) -> None:
+    if not problems:
+        return
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    m = repo.mark(connection)
+    sql = (f"INSERT INTO rejections (file, line, reason, detail, source_key, fingerprint, "
+           f"recorded_at) VALUES ({', '.join([m] * 7)}) "
+           f"ON CONFLICT (file, line, reason, fingerprint) DO NOTHING")
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(sql, [(p.source, p.line, p.rule.value, p.detail, "",
+                                  fingerprints.get(p.line or 0, ""), now) for p in problems])
+    finally:
+        cursor.close()
+
+
+class Loader:
+    """Loads one folder into one book."""
+
+    def __init__(self, engine: Engine, calendar: SettlementCalendar | None = None,
+                 progress: Progress | None = None) -> None:
+        self.engine = engine
+        self.calendar = calendar or SettlementCalendar()
+        self.progress = progress
+        self.report = LoadReport()
+        self.refdata = RefData()
+        self.withdrawals: list[tuple[CashMovement, Row]] = []
+
+    # -- the folder ---------------------------------------------------------------------------
+
+    def load(self, folder: Path) -> LoadReport:
+        with read_connection(self.engine) as connection:
+            has_refdata = bool(connection.exec_driver_sql(
+                "SELECT COUNT(*) FROM accounts").scalar())
+        for stem in ("instruments", "accounts"):
+            if not (folder / f"{stem}.csv").exists() and not has_refdata:
+                self.report.fatal = Problem(Rule.MISSING_REQUIRED_FILE,
+                                            f"{stem}.csv is required on the first load of a "
+                                            f"book", f"{stem}.csv", None)
+                return self.report
+        for stem in LOAD_ORDER:
+            path = folder / f"{stem}.csv"
+            if not path.exists():
+                continue
+            stream, reader = open_book_file(path)
+            with stream:
+                self.report.warnings += reader.warnings
+                if reader.fatal is not None:
+                    self.report.rejected.append(reader.fatal)
+                    continue
+                self._load_file(stem, reader)
+            if stem == "withholding" or stem == "fees" or stem == "accounts":
+                self.refdata = self._snapshot()
+        self._decide_withdrawals()
+        return self.report
+
+    def _snapshot(self) -> RefData:
+        with read_connection(self.engine) as connection:
+            return repo.refdata(connection)
+
+    def _load_file(self, stem: str, reader: CsvReader) -> None:
+        handler = getattr(self, f"_batch_{stem}")
+        if stem in ("prices", "cash", "trades", "corporate_actions"):
+            self.refdata = self._snapshot()
+        for batch in _batches(reader, ROWS_PER_BATCH):
+            rows = [item for item in batch if isinstance(item, Row)]
+            unreadable = [item for item in batch if isinstance(item, Problem)]
+
+            def work(connection: Connection, rows: list[Row] = rows,
+                     unreadable: list[Problem] = unreadable) -> tuple[list[Problem], int, int]:
+                return handler(connection, reader.name, rows, unreadable)
+
+            problems, booked, unchanged = with_retries(self.engine, work)
+            self.report.rejected += problems
+            self.report.count(self.report.booked, reader.name, booked)
+            self.report.count(self.report.unchanged, reader.name, unchanged)
+            if self.progress:
+                self.progress(reader.name, len(batch))
+
+    # -- reference data -----------------------------------------------------------------------
+
+    def _reference_batch(self, connection: Connection, file_name: str, rows: list[Row],
+                         unreadable: list[Problem], table: str, key_columns: tuple[str, ...],
+                         to_record: Callable[[dict[str, str]], dict[str, Any]],
+                         ) -> tuple[list[Problem], int, int]:
+        problems = list(unreadable)
+        fingerprints: dict[int, str] = {}
+        records: dict[str, tuple[int, dict[str, Any]]] = {}
+        for row in rows:
+            try:
+                record = to_record(row.values)
+            except Rejected as rejected:
+                problems.append(Problem(rejected.rule, rejected.detail, file_name, row.line))
+                continue
+            key = "|".join(str(record[column]) for column in key_columns)
+            fingerprints[row.line] = record["content_hash"]
+            earlier = records.get(key)
+            if earlier is not None:
+                if earlier[1]["content_hash"] != record["content_hash"]:
+                    problems.append(Problem(Rule.CONFLICTING_DUPLICATE_ID,
+                                            f"{key} appears on line {earlier[0]} with other "
+                                            f"content", file_name, row.line))
+                continue
+            records[key] = (row.line, record)
+        stored = _stored_reference_hashes(connection, table, key_columns)
+        fresh = []
+        unchanged = 0
+        for key, (line, record) in records.items():
+            if key in stored:
+                if stored[key] != record["content_hash"]:
+                    problems.append(Problem(Rule.CONFLICTING_DUPLICATE_ID,
+                                            f"{key} was loaded before with other content",
+                                            file_name, line))
+                else:
+                    unchanged += 1
+                continue
+            fresh.append(record)
+        if fresh:
+            connection.execute(getattr(repo.schema, table).insert(), fresh)
+        _record_rejections(connection, problems, fingerprints)
+        return problems, len(fresh), unchanged
+
+    def _batch_instruments(self, connection: Connection, name: str, rows: list[Row],
+                           unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            item = refcheck.instrument(values)
+            return {"isin": item.isin, "symbol": item.symbol, "name": item.name,
+                    "kind": item.kind, "currency": item.currency, "mic": item.mic,
+                    "issuer_country": item.issuer_country, "quantity_scale": item.quantity_scale,
+                    "content_hash": capture.content_hash(values, _INSTRUMENT_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "instruments",
+                                     ("isin",), record)
+
+    def _batch_accounts(self, connection: Connection, name: str, rows: list[Row],
+                        unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            item = refcheck.account(values)
+            return {"account": item.account, "name": item.name, "kind": item.kind.value,
+                    "base_currency": item.base_currency, "tax_residence": item.tax_residence,
+                    "lot_method": item.lot_method.value,
+                    "content_hash": capture.content_hash(values, _ACCOUNT_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "accounts",
+                                     ("account",), record)
+
+    def _batch_fees(self, connection: Connection, name: str, rows: list[Row],
+                    unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            item = refcheck.fee_rule(values)
+            return {"mic": item.mic, "currency": item.currency, "rate_bps": str(item.rate_bps),
+                    "minimum": str(item.minimum),
+                    "content_hash": capture.content_hash(values, _FEE_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "fee_rules",
+                                     ("mic", "currency"), record)
+
+    def _batch_withholding(self, connection: Connection, name: str, rows: list[Row],
+                           unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            item = refcheck.withholding_rate(values)
+            return {"issuer_country": item.issuer_country, "tax_residence": item.tax_residence,
+                    "rate": str(item.rate),
+                    "content_hash": capture.content_hash(values, _WITHHOLDING_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "withholding_rates",
+                                     ("issuer_country", "tax_residence"), record)
+
+    def _batch_prices(self, connection: Connection, name: str, rows: list[Row],
+                      unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        instruments = self.refdata.instruments
+
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            day, isin, close, currency = refcheck.price(values, instruments)
+            return {"business_date": day.isoformat(), "isin": isin, "close": str(close),
+                    "currency": currency,
+                    "content_hash": capture.content_hash(values, _PRICE_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "prices",
+                                     ("business_date", "isin"), record)
+
+    def _batch_fx(self, connection: Connection, name: str, rows: list[Row],
+                  unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            day, base, quote, rate = refcheck.fx_rate(values)
+            return {"business_date": day.isoformat(), "base": base, "quote": quote,
+                    "rate": str(rate), "content_hash": capture.content_hash(values, _FX_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "fx_rates",
+                                     ("business_date", "base", "quote"), record)
+
+    def _batch_corporate_actions(self, connection: Connection, name: str, rows: list[Row],
+                                 unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        instruments = self.refdata.instruments
+        next_sequence = int(connection.exec_driver_sql(
+            "SELECT COALESCE(MAX(sequence), 0) FROM corporate_actions").scalar() or 0)
+        counter = [next_sequence]
+
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            digest = capture.content_hash(values, CA_COLUMNS)
+            event = validate_corporate_action(values, instruments, digest)
+            counter[0] += 1
+            return {"event_id": event.event_id, "sequence": counter[0], "kind": event.kind.value,
+                    "isin": event.isin, "ex_date": event.ex_date.isoformat(),
+                    "record_date": event.record_date.isoformat(),
+                    "pay_date": event.pay_date.isoformat(),
+                    "ratio_old": _text(event.ratio_old), "ratio_new": _text(event.ratio_new),
+                    "amount": _text(event.amount), "currency": event.currency,
+                    "new_isin": event.new_isin, "cost_fraction": _text(event.cost_fraction),
+                    "fraction_price": _text(event.fraction_price), "content_hash": digest}
+        return self._reference_batch(connection, name, rows, unreadable, "corporate_actions",
+                                     ("event_id",), record)
+
+    # -- cash ---------------------------------------------------------------------------------
+
+    def _batch_cash(self, connection: Connection, name: str, rows: list[Row],
+                    unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        problems = list(unreadable)
+        fingerprints: dict[int, str] = {}
+        movements: list[tuple[Row, CashMovement]] = []
+        for row in rows:
+            try:
+                movements.append((row, capture.cash_movement(row.values, self.refdata)))
+            except Rejected as rejected:
+                problems.append(Problem(rejected.rule, rejected.detail, name, row.line))
+        stored = _stored_cash(connection, [m.movement_id for _, m in movements])
+        seen: dict[str, tuple[int, str]] = {}
+        writer = JournalWriter(connection)
+        fresh: list[dict[str, Any]] = []
+        unchanged = 0
+        for row, movement in movements:
+            fingerprints[row.line] = movement.content_hash
+            earlier = seen.get(movement.movement_id) or stored.get(movement.movement_id)
+            if earlier is not None:
+                if earlier[1] != movement.content_hash:
+                    problems.append(Problem(Rule.CONFLICTING_DUPLICATE_ID,
+                                            f"movement_id {movement.movement_id} was loaded "
+                                            f"before with other content", name, row.line))
+                elif earlier[0] == -1:
+                    problems.append(Problem(Rule.INSUFFICIENT_SETTLED_CASH,
+                                            f"movement_id {movement.movement_id} was refused "
+                                            f"when first loaded; the decision is final",
+                                            name, row.line))
+                else:
+                    unchanged += 1
+                continue
+            seen[movement.movement_id] = (row.line, movement.content_hash)
+            if movement.kind is CashKind.WITHDRAWAL:
+                self.withdrawals.append((movement, row))
+                continue
+            writer.append(book_cash(movement, self.refdata))
+            fresh.append(_cash_record(movement, "BOOKED"))
+        if fresh:
+            connection.execute(repo.schema.cash_movements.insert(), fresh)
+        writer.flush()
+        _record_rejections(connection, problems, fingerprints)
+        return problems, len(fresh), unchanged
+
+    def _decide_withdrawals(self) -> None:
+        """Withdrawals in value-date order (file order within a date), from everything known
+        once this load's files are in; each decision is final."""
+        ordered = sorted(self.withdrawals, key=lambda item: (item[0].value_date, item[1].line))
+        for movement, row in ordered:
+            def work(connection: Connection, movement: CashMovement = movement,
+                     row: Row = row) -> Problem | None:
+                return self._withdraw(connection, movement, row)
+
+            problem = with_retries(self.engine, work)
+            if problem is not None:
+                self.report.rejected.append(problem)
+            else:
+                self.report.count(self.report.booked, "cash.csv")
+        self.withdrawals = []
+
+    def _withdraw(self, connection: Connection, movement: CashMovement,
+                  row: Row) -> Problem | None:
+        account = self.refdata.accounts[movement.account]
+        owner = gl.owner(account.account, account.kind)
+        scale = currency_scale(movement.currency)
+        settled = repo.projected_settled_cash(connection, owner, movement.currency,
+                                              movement.value_date)
+        wanted = -units(movement.amount, scale)
+        if wanted > settled:
+            problem = Problem(Rule.INSUFFICIENT_SETTLED_CASH,
+                              f"withdrawal of {decimal_of(wanted, scale)} {movement.currency} "
+                              f"exceeds the settled cash of {decimal_of(settled, scale)} "
+                              f"{movement.currency} at the end of {movement.value_date}",
+                              "cash.csv", row.line)
+            connection.execute(repo.schema.cash_movements.insert(),
+                               [_cash_record(movement, problem.rule.value)])
+            _record_rejections(connection, [problem], {row.line: movement.content_hash})
+            return problem
+        writer = JournalWriter(connection)
+        writer.append(book_cash(movement, self.refdata))
+        connection.execute(repo.schema.cash_movements.insert(),
+                           [_cash_record(movement, "BOOKED")])
+        writer.flush()
+        return None
+
+    # -- trades -------------------------------------------------------------------------------
+
+    def _batch_trades(self, connection: Connection, name: str, rows: list[Row],
+                      unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        return TradeBatch(self, connection, name).run(rows, unreadable)
+
+
+class TradeBatch:
+    """One batch of trades.csv rows (or FIX fills): NEWs and CANCELs in file order."""
+
+    def __init__(self, loader: Loader, connection: Connection, name: str,
+                 source: str = "csv") -> None:
+        self.loader = loader
+        self.connection = connection
+        self.name = name
+        self.source = source
+        self.problems: list[Problem] = []
+        self.fingerprints: dict[int, str] = {}
+        self.writer = JournalWriter(connection)
+        self.in_batch: dict[str, tuple[Trade, Entry]] = {}
+        self.cancelled_in_batch: dict[str, str] = {}
+        self.trade_records: list[dict[str, Any]] = []
+        self.cancel_records: list[dict[str, Any]] = []
+        self.unchanged = 0
+
+    def reject(self, rule: Rule, detail: str, line: int) -> None:
+        self.problems.append(Problem(rule, detail, self.name, line))
+
+    def run(self, rows: list[Row], unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        self.problems += unreadable
+        new_ids = [row.get("trade_id") for row in rows
+                   if (row.get("action") or "NEW") == "NEW"]
+        cancel_ids = [row.get("trade_id") for row in rows if row.get("action") == "CANCEL"]
+        self.stored = repo.existing_hashes(self.connection, "trades", "trade_id", new_ids)
+        self.stored_cancels = repo.existing_hashes(self.connection, "cancels", "trade_id",
+                                                   cancel_ids)
+        self.stored_trades = repo.trade_rows(self.connection, cancel_ids)
+        self.sequence = repo.next_trade_sequence(self.connection)
+        for row in rows:
+            try:
+                action = capture.action_of(row.values)
+                if action == "NEW":
+                    self.new(row)
+                else:
+                    self.cancel(row)
+            except Rejected as rejected:
+                self.reject(rejected.rule, rejected.detail, row.line)
+        if self.trade_records:
+            self.connection.execute(repo.schema.trades.insert(), self.trade_records)
+        if self.cancel_records:
+            self.connection.execute(repo.schema.cancels.insert(), self.cancel_records)
+        self.writer.flush()
+        _record_rejections(self.connection, self.problems, self.fingerprints)
+        return self.problems, len(self.trade_records) + len(self.cancel_records), self.unchanged
+
+    def new(self, row: Row) -> None:
+        trade_id = row.get("trade_id")
+        digest = capture.content_hash(row.values, capture.TRADE_COLUMNS)
+        self.fingerprints[row.line] = digest
+        earlier = self.stored.get(trade_id)
+        if earlier is None and trade_id in self.in_batch:
+            earlier = self.in_batch[trade_id][0].content_hash
+        if earlier is not None:
+            if earlier != digest:
+                self.reject(Rule.CONFLICTING_DUPLICATE_ID,
+                            f"trade_id {trade_id} was loaded before with other content", row.line)
+            else:
+                self.unchanged += 1
+            return
+        trade = capture.trade(row.values, self.loader.refdata, self.loader.calendar,
+                              self.sequence)
+        self.sequence += 1
+        entry = book_trade(trade, self.loader.refdata)
+        self.writer.append(entry)
+        self.in_batch[trade_id] = (trade, entry)
+        self.trade_records.append(_trade_record(trade, self.source))
+
+    def cancel(self, row: Row) -> None:
+        digest = capture.content_hash(row.values, capture.TRADE_COLUMNS)
+        self.fingerprints[row.line] = digest
+        trade_id = row.get("trade_id")
+        earlier = self.stored_cancels.get(trade_id) or self.cancelled_in_batch.get(trade_id)
+        if earlier is not None:
+            if earlier != digest:
+                self.reject(Rule.CONFLICTING_DUPLICATE_ID,
+                            f"a CANCEL of {trade_id} was loaded before with other content",
+                            row.line)
+            else:
+                self.unchanged += 1
+            return
+        order = capture.cancel(row.values, self.loader.refdata)
+        trade = self._trade(trade_id)
+        if trade is None:
+            self.reject(Rule.UNKNOWN_TRADE, f"no trade {trade_id} to cancel", row.line)
+            return
+        problem = _cancel_problem(order, trade)
+        if problem is not None:
+            self.reject(problem[0], problem[1], row.line)
+            return
+        key = trade_key(trade_id)
+        pending = self._pending(key)
+        if pending is None:
+            self.reject(Rule.TRADE_ALREADY_SETTLED,
+                        f"trade {trade_id} has already settled (its settlement was booked)",
+                        row.line)
+            return
+        self.writer.append(void(pending, order.cancel_date, f"CANCEL {trade_id}"))
+        for linked in repo.open_pending(self.connection, linked_to=[key]).values():
+            self.writer.append(void(linked, order.cancel_date, f"CANCEL {trade_id}"))
+        self.cancelled_in_batch[trade_id] = digest
+        self.cancel_records.append({"trade_id": trade_id, "account": order.account,
+                                    "cancel_date": order.cancel_date.isoformat(),
+                                    "content_hash": digest})
+
+    def _trade(self, trade_id: str) -> Trade | None:
+        if trade_id in self.in_batch:
+            return self.in_batch[trade_id][0]
+        row = self.stored_trades.get(trade_id)
+        return repo.trade_of(row) if row is not None else None
+
+    def _pending(self, key: str) -> Entry | None:
+        trade_id = key.split(":", 1)[1]
+        if trade_id in self.in_batch:
+            return self.in_batch[trade_id][1]
+        found = repo.entries_by_key(self.connection, [key, f"post:{key}", f"void:{key}"])
+        if key not in found or f"post:{key}" in found or f"void:{key}" in found:
+            return None
+        return found[key]
+
+
+def _cancel_problem(order: Cancel, trade: Trade) -> tuple[Rule, str] | None:
+    if order.account != trade.account:
+        return (Rule.CANCEL_ACCOUNT_MISMATCH,
+                f"trade {trade.trade_id} belongs to {trade.account}, not {order.account}")
+    if order.cancel_date < trade.trade_date:
+        return (Rule.CANCEL_BEFORE_TRADE_DATE,
+                f"cancel dated {order.cancel_date} is before the trade date {trade.trade_date}")
+    if order.cancel_date >= trade.settlement_date:
+        return (Rule.TRADE_ALREADY_SETTLED,
+                f"trade {trade.trade_id} settled on {trade.settlement_date}; a cancel dated "
+                f"{order.cancel_date} comes too late (correct it by a new opposite trade)")
+    return None
+
+
+def _text(value: object) -> str:
+    return "" if value is None or str(value) == "0" else str(value)
+
+
+def _trade_record(trade: Trade, source: str) -> dict[str, Any]:
+    return {"trade_id": trade.trade_id, "sequence": trade.sequence, "account": trade.account,
+            "isin": trade.isin, "side": trade.side.value, "quantity": str(trade.quantity),
+            "price": str(trade.price), "currency": trade.currency,
+            "trade_date": trade.trade_date.isoformat(),
+            "settlement_date": trade.settlement_date.isoformat(), "venue": trade.venue,
+            "counterparty": trade.counterparty, "gross": str(trade.gross),
+            "commission": str(trade.commission), "source": source,
+            "content_hash": trade.content_hash}
+
+
+def _cash_record(movement: CashMovement, decision: str) -> dict[str, Any]:
+    return {"movement_id": movement.movement_id, "account": movement.account,
+            "value_date": movement.value_date.isoformat(), "currency": movement.currency,
+            "amount": str(movement.amount), "kind": movement.kind.value,
+            "description": movement.description, "decision": decision,
+            "content_hash": movement.content_hash}
+
+
+def _stored_cash(connection: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
+    """movement_id -> (0 booked / -1 refused, content_hash) for movements already stored."""
+    found: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        marks = ", ".join([repo.mark(connection)] * len(chunk))
+        for movement_id, decision, digest in connection.exec_driver_sql(
+                f"SELECT movement_id, decision, content_hash FROM cash_movements "
+                f"WHERE movement_id IN ({marks})", tuple(chunk)):
+            found[movement_id] = (0 if decision == "BOOKED" else -1, digest)
+    return found
+
+
+def _stored_reference_hashes(connection: Connection, table: str,
+                             key_columns: tuple[str, ...]) -> dict[str, str]:
+    columns = ", ".join(key_columns)
+    return {"|".join(str(value) for value in row[:-1]): str(row[-1])
+            for row in connection.exec_driver_sql(f"SELECT {columns}, content_hash FROM {table}")}
+
+
+_INSTRUMENT_COLUMNS = ("isin", "symbol", "name", "kind", "currency", "mic", "issuer_country",
+                       "quantity_scale")
+_ACCOUNT_COLUMNS = ("account", "name", "kind", "base_currency", "tax_residence", "lot_method")
+_FEE_COLUMNS = ("mic", "currency", "rate_bps", "minimum")
+_WITHHOLDING_COLUMNS = ("issuer_country", "tax_residence", "rate")
+_PRICE_COLUMNS = ("date", "isin", "close", "currency")
+_FX_COLUMNS = ("date", "base", "quote", "rate")

@@ -1,0 +1,113 @@
+"""Reports as of a date: read the journal and source records, fold, build rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from zaplecze.accounting.lots import LotBook, replay
+from zaplecze.reports import builders
+from zaplecze.store import repo
+from zaplecze.store.db import read_connection
+from zaplecze.trading.model import Trade
+
+REPORTS = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
+           "stock-record", "valuation")
+COLUMNS = {
+    "positions": ("account", "isin", "quantity", "cost_basis", "currency"),
+    "cash": ("account", "currency", "balance"),
+    "realized": ("account", "trade_id", "isin", "close_date", "quantity", "proceeds", "cost",
+                 "gain", "currency"),
+    "dividends": ("account", "event_id", "isin", "pay_date", "quantity", "gross", "withholding",
+                  "net", "currency"),
+    "trial-balance": ("gl_account", "currency", "debit", "credit"),
+    "rejected": ("file", "line", "reason", "detail"),
+    "stock-record": ("isin", "owned", "at_depository", "pending_from_street", "break"),
+    "valuation": ("business_date", "account", "currency", "market_value", "positions",
+                  "unpriced"),
+}
+
+
+def lot_books(connection: Connection, as_of: dt.date) -> dict[str, LotBook]:
+    """Every account's lots as of the end of ``as_of``: trades dated up to it, less those
+    cancelled by then; corporate actions with ex dates up to it."""
+    refdata = repo.refdata(connection)
+    m = repo.mark(connection)
+    day = as_of.isoformat()
+    by_account: dict[str, list[Trade]] = {}
+    rows = connection.exec_driver_sql(
+        f"SELECT t.* FROM trades t WHERE t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
+        f"cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m}) "
+        f"ORDER BY t.account, t.sequence", (day, day))
+    for row in rows:
+        by_account.setdefault(row.account, []).append(repo.trade_of(row))
+    actions = [event for event in repo.corporate_actions(connection) if event.ex_date <= as_of]
+    books = {}
+    for account_id, trades in by_account.items():
+        account = refdata.accounts[account_id]
+        books[account_id] = replay(account_id, account.lot_method, refdata.instruments, trades,
+                                   actions)
+    return books
+
+
+def build(engine: Engine, name: str, **options: Any) -> list[dict[str, str]]:
+    with read_connection(engine) as connection:
+        return BUILDERS[name](connection, **options)
+
+
+def _positions(connection: Connection, as_of: dt.date, basis: str) -> list[dict[str, str]]:
+    refdata = repo.refdata(connection)
+    balances = repo.balances_as_of(connection, as_of, basis, ("client", "house"))
+    books = lot_books(connection, as_of) if basis == "trade" else None
+    return builders.positions(balances, refdata, books)
+
+
+def _cash(connection: Connection, as_of: dt.date, basis: str) -> list[dict[str, str]]:
+    return builders.cash(repo.balances_as_of(connection, as_of, basis, ("client", "house")))
+
+
+def _realized(connection: Connection, start: dt.date, end: dt.date) -> list[dict[str, str]]:
+    books = lot_books(connection, end)
+    return builders.realized([r for book in books.values() for r in book.realized], start, end)
+
+
+def _dividends(connection: Connection, start: dt.date, end: dt.date) -> list[dict[str, str]]:
+    rows = connection.exec_driver_sql(
+        "SELECT * FROM entitlements WHERE kind = 'CASH_DIVIDEND'").mappings().all()
+    return builders.dividends([dict(row) for row in rows], start, end)
+
+
+def _trial_balance(connection: Connection, as_of: dt.date) -> list[dict[str, str]]:
+    return builders.trial_balance(repo.balances_as_of(connection, as_of, "trade"))
+
+
+def _rejected(connection: Connection) -> list[dict[str, Any]]:
+    rows = connection.exec_driver_sql(
+        "SELECT file, line, reason, detail FROM rejections ORDER BY file, line, id").all()
+    return [{"file": f, "line": line, "reason": reason, "detail": detail}
+            for f, line, reason, detail in rows]
+
+
+def _stock_record(connection: Connection, as_of: dt.date) -> list[dict[str, str]]:
+    refdata = repo.refdata(connection)
+    return builders.stock_record(repo.balances_as_of(connection, as_of, "trade"),
+                                 repo.balances_as_of(connection, as_of, "settlement"), refdata)
+
+
+def _valuation(connection: Connection, as_of: dt.date) -> list[dict[str, Any]]:
+    m = repo.mark(connection)
+    rows = connection.exec_driver_sql(
+        f"SELECT business_date, account, currency, market_value, positions, unpriced FROM "
+        f"valuations WHERE business_date = (SELECT MAX(business_date) FROM valuations WHERE "
+        f"business_date <= {m}) ORDER BY account, currency", (as_of.isoformat(),)).mappings()
+    return [dict(row) for row in rows]
+
+
+BUILDERS: dict[str, Callable[..., list[dict[str, Any]]]] = {
+    "positions": _positions, "cash": _cash, "realized": _realized, "dividends": _dividends,
+    "trial-balance": _trial_balance, "rejected": _rejected, "stock-record": _stock_record,
+    "valuation": _valuation,
+}

@@ -1,0 +1,114 @@
+"""Opening the book: engines for SQLite (embedded default) and PostgreSQL, write transactions
+that serialise ledger writers, and bounded retries of serialization failures.
+
+SQLite: WAL, synchronous=FULL, foreign_keys=ON, every transaction BEGIN IMMEDIATE.
+PostgreSQL: SERIALIZABLE write transactions holding one advisory lock for the journal (so the
+hash chain and the sequence are taken in order), retried a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from zaplecze.kernel.limits import SERIALIZABLE_RETRIES_MAX
+from zaplecze.kernel.problems import BookError
+
+DEFAULT_URL = "sqlite:///zaplecze.db"
+JOURNAL_LOCK_ID = 0x5A41504C  # "ZAPL": the advisory lock every PostgreSQL ledger writer takes
+T = TypeVar("T")
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get("ZAPLECZE_DB") or DEFAULT_URL
+
+
+def _driver_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def open_engine(url: str | None = None) -> Engine:
+    """An engine for the book at ``url`` (or ZAPLECZE_DB, or ./zaplecze.db)."""
+    target = _driver_url(resolve_url(url))
+    if target.startswith("sqlite"):
+        engine = create_engine(target, connect_args={"timeout": 60})
+        _sqlite_pragmas(engine)
+        return engine
+    return create_engine(target, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_retryable(error: DBAPIError) -> bool:
+    code = getattr(error.orig, "sqlstate", None)
+    return code in ("40001", "40P01")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction for one business event or batch; the journal lock held throughout."""
+    if is_postgres(engine):
+        with engine.connect().execution_options(isolation_level="SERIALIZABLE") as connection:
+            with connection.begin():
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({JOURNAL_LOCK_ID})")
+                yield connection
+        return
+    with engine.connect() as connection, connection.begin():
+        yield connection
+
+
+def with_retries(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in a write transaction, retrying serialization failures a bounded number of
+    times. ``work`` must be idempotent on retry (it re-reads what it decides on)."""
+    attempt = 0
+    while True:
+        try:
+            with write_transaction(engine) as connection:
+                return work(connection)
+        except DBAPIError as error:
+            if not _is_retryable(error) or attempt >= SERIALIZABLE_RETRIES_MAX:
+                raise
+            attempt += 1
+            time.sleep(0.05 * attempt)
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A consistent read: one transaction (a snapshot on PostgreSQL, a read lock on SQLite)."""
+    with engine.connect() as connection, connection.begin():
+        yield connection
+
+
+def explain_connection_error(error: Exception, url: str) -> BookError:
+    """A clear message for an unreachable database or a full disk."""
+    text = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(error) else ""
+    if isinstance(error, OperationalError) and "disk" in text.lower():
+        return BookError(f"the disk holding the book is full ({text}); nothing was written")
+    safe_url = url.split("@")[-1] if "@" in url else url
+    return BookError(f"cannot use the book at {safe_url}: {text}")

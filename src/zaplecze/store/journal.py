@@ -1,0 +1,140 @@
+"""The journal writer: appends entries in order, chains their hashes, keeps the materialised
+balances, and checks every entry balances — in Python before writing, and by the database in
+the same transaction (PostgreSQL: a statement trigger; SQLite: a verification query)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from zaplecze.kernel.problems import InvariantBroken
+from zaplecze.ledger.chain import GENESIS, entry_hash
+from zaplecze.ledger.model import Basis, Entry, unbalanced_assets
+
+ENTRY_COLUMNS = ("sequence", "entry_key", "kind", "phase", "business_date", "settle_date", "ref",
+                 "account", "target_key", "linked_key", "memo", "prev_hash", "hash")
+POSTING_COLUMNS = ("entry_sequence", "line", "gl_account", "asset", "amount", "basis",
+                   "business_date")
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    sequence: int
+    hash: str
+
+
+def read_head(connection: Connection) -> Head:
+    row = connection.exec_driver_sql(
+        "SELECT sequence, hash FROM entries ORDER BY sequence DESC LIMIT 1").first()
+    return Head(int(row[0]), str(row[1])) if row else Head(0, GENESIS)
+
+
+def _placeholders(connection: Connection, count: int) -> str:
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    return ", ".join([mark] * count)
+
+
+class JournalWriter:
+    """Collects entries for one transaction and writes them in one go on ``flush``."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.head = read_head(connection)
+        self._entries: list[tuple[object, ...]] = []
+        self._postings: list[tuple[object, ...]] = []
+        self._deltas: dict[tuple[str, str, str], int] = {}
+        self.written = 0
+
+    def append(self, entry: Entry) -> int:
+        """Queue one entry; returns its sequence number."""
+        broken = unbalanced_assets(entry)
+        if broken:
+            raise InvariantBroken(f"entry {entry.key} does not balance: {broken}")
+        sequence = self.head.sequence + 1
+        digest = entry_hash(self.head.hash, entry, sequence)
+        self._entries.append((
+            sequence, entry.key, entry.kind.value, entry.phase.value,
+            entry.business_date.isoformat(),
+            entry.settle_date.isoformat() if entry.settle_date else None, entry.ref,
+            entry.account, entry.target_key, entry.linked_key, entry.memo, self.head.hash,
+            digest))
+        basis = entry.basis
+        day = entry.business_date.isoformat()
+        for line, posting in enumerate(entry.postings, start=1):
+            self._postings.append((sequence, line, posting.gl_account, posting.asset,
+                                   posting.amount, basis.value, day))
+            for view in _views(basis):
+                key = (posting.gl_account, posting.asset, view)
+                self._deltas[key] = self._deltas.get(key, 0) + posting.amount
+        self.head = Head(sequence, digest)
+        return sequence
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            self.append(entry)
+
+    def flush(self) -> int:
+        """Write what is queued; raise ``InvariantBroken`` if the database finds an imbalance."""
+        if not self._entries:
+            return 0
+        first = self._entries[0][0]
+        last = self._entries[-1][0]
+        if self.connection.dialect.name == "postgresql":
+            self._copy("entries", ENTRY_COLUMNS, self._entries)
+            self._copy("postings", POSTING_COLUMNS, self._postings)
+        else:
+            self._insert("entries", ENTRY_COLUMNS, self._entries)
+            self._insert("postings", POSTING_COLUMNS, self._postings)
+            self._verify_balanced(first, last)
+        self._upsert_balances()
+        count = len(self._entries)
+        self.written += count
+        self._entries, self._postings, self._deltas = [], [], {}
+        return count
+
+    def _insert(self, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+               f"VALUES ({_placeholders(self.connection, len(columns))})")
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+
+    def _copy(self, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
+        raw = self.connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _verify_balanced(self, first: object, last: object) -> None:
+        bad = self.connection.exec_driver_sql(
+            "SELECT entry_sequence, asset, SUM(amount) FROM postings "
+            "WHERE entry_sequence BETWEEN ? AND ? GROUP BY entry_sequence, asset "
+            "HAVING SUM(amount) <> 0 LIMIT 1", (first, last)).first()
+        if bad:
+            raise InvariantBroken(f"entry {bad[0]} does not balance in {bad[1]}: {bad[2]}")
+
+    def _upsert_balances(self) -> None:
+        rows = [(account, asset, basis, amount)
+                for (account, asset, basis), amount in self._deltas.items() if amount]
+        if not rows:
+            return
+        sql = ("INSERT INTO balances (gl_account, asset, basis, amount) VALUES "
+               f"({_placeholders(self.connection, 4)}) ON CONFLICT (gl_account, asset, basis) "
+               "DO UPDATE SET amount = balances.amount + excluded.amount")
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.executemany(sql, sorted(rows))
+        finally:
+            cursor.close()
+
+
+def _views(basis: Basis) -> tuple[str, ...]:
+    if basis is Basis.BOTH:
+        return ("T", "S")
+    return (basis.value,)

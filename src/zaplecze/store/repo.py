@@ -1,0 +1,245 @@
+"""Queries: reference-data snapshots, source records, balances as folds of the journal.
+
+Every balance is the same query shape — a sum of postings by account and asset, filtered by
+basis and date — so reports, checks and the stock record all reproduce from the journal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from zaplecze.corporate_actions.model import CaKind, CorporateAction
+from zaplecze.ledger.model import Entry, EntryKind, Phase, Posting
+from zaplecze.refdata.model import (
+    Account,
+    AccountKind,
+    FeeRule,
+    Instrument,
+    LotMethod,
+    RefData,
+    WithholdingRate,
+)
+from zaplecze.store import schema
+from zaplecze.trading.model import Side, Trade
+
+TRADE_BASIS = ("B", "T")
+SETTLEMENT_BASIS = ("B", "S")
+
+
+def basis_values(basis: str) -> tuple[str, str]:
+    return TRADE_BASIS if basis == "trade" else SETTLEMENT_BASIS
+
+
+def mark(connection: Connection) -> str:
+    return "%s" if connection.dialect.name == "postgresql" else "?"
+
+
+def refdata(connection: Connection) -> RefData:
+    instruments = {row.isin: Instrument(row.isin, row.symbol, row.name, row.kind, row.currency,
+                                        row.mic, row.issuer_country, row.quantity_scale)
+                   for row in connection.execute(select(schema.instruments))}
+    accounts = {row.account: Account(row.account, row.name, AccountKind(row.kind),
+                                     row.base_currency, row.tax_residence,
+                                     LotMethod(row.lot_method))
+                for row in connection.execute(select(schema.accounts))}
+    fees = {(row.mic, row.currency): FeeRule(row.mic, row.currency, Decimal(row.rate_bps),
+                                             Decimal(row.minimum))
+            for row in connection.execute(select(schema.fee_rules))}
+    withholding = {(row.issuer_country, row.tax_residence): WithholdingRate(
+        row.issuer_country, row.tax_residence, Decimal(row.rate))
+        for row in connection.execute(select(schema.withholding_rates))}
+    return RefData(instruments, accounts, fees, withholding)
+
+
+def existing_hashes(connection: Connection, table: str, key_column: str,
+                    keys: Sequence[str]) -> dict[str, str]:
+    """content_hash of the records among ``keys`` already stored."""
+    found: dict[str, str] = {}
+    for start in range(0, len(keys), 900):
+        chunk = list(keys[start:start + 900])
+        marks = ", ".join([mark(connection)] * len(chunk))
+        for key, digest in connection.exec_driver_sql(
+                f"SELECT {key_column}, content_hash FROM {table} WHERE {key_column} IN ({marks})",
+                tuple(chunk)):
+            found[str(key)] = str(digest)
+    return found
+
+
+def trade_rows(connection: Connection, trade_ids: Sequence[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    table = schema.trades
+    for start in range(0, len(trade_ids), 900):
+        chunk = list(trade_ids[start:start + 900])
+        for row in connection.execute(select(table).where(table.c.trade_id.in_(chunk))):
+            found[row.trade_id] = row
+    return found
+
+
+def trade_of(row: Any) -> Trade:
+    return Trade(trade_id=row.trade_id, account=row.account, isin=row.isin, side=Side(row.side),
+                 quantity=Decimal(row.quantity), price=Decimal(row.price),
+                 currency=row.currency, trade_date=dt.date.fromisoformat(row.trade_date),
+                 settlement_date=dt.date.fromisoformat(row.settlement_date), venue=row.venue,
+                 counterparty=row.counterparty, gross=Decimal(row.gross),
+                 commission=Decimal(row.commission), content_hash=row.content_hash,
+                 sequence=row.sequence)
+
+
+def next_trade_sequence(connection: Connection) -> int:
+    value = connection.exec_driver_sql("SELECT MAX(sequence) FROM trades").scalar()
+    return int(value or 0) + 1
+
+
+def entries_by_key(connection: Connection, keys: Iterable[str]) -> dict[str, Entry]:
+    """Entries with their postings, by key (for voids and posts of pending entries)."""
+    wanted = list(keys)
+    result: dict[str, Entry] = {}
+    for start in range(0, len(wanted), 900):
+        chunk = wanted[start:start + 900]
+        rows = connection.execute(select(schema.entries).where(
+            schema.entries.c.entry_key.in_(chunk))).all()
+        _attach_postings(connection, rows, result)
+    return result
+
+
+def _attach_postings(connection: Connection, rows: Sequence[Any],
+                     result: dict[str, Entry]) -> None:
+    if not rows:
+        return
+    by_sequence = {row.sequence: row for row in rows}
+    postings: dict[int, list[Posting]] = {sequence: [] for sequence in by_sequence}
+    sequences = list(by_sequence)
+    for start in range(0, len(sequences), 900):
+        chunk = sequences[start:start + 900]
+        query = (select(schema.postings).where(schema.postings.c.entry_sequence.in_(chunk))
+                 .order_by(schema.postings.c.entry_sequence, schema.postings.c.line))
+        for posting in connection.execute(query):
+            postings[posting.entry_sequence].append(
+                Posting(posting.gl_account, posting.asset, posting.amount))
+    for sequence, row in by_sequence.items():
+        result[row.entry_key] = entry_of(row, tuple(postings[sequence]))
+
+
+def entry_of(row: Any, postings: tuple[Posting, ...]) -> Entry:
+    return Entry(key=row.entry_key, kind=EntryKind(row.kind), phase=Phase(row.phase),
+                 business_date=dt.date.fromisoformat(row.business_date), postings=postings,
+                 ref=row.ref, account=row.account,
+                 settle_date=dt.date.fromisoformat(row.settle_date) if row.settle_date else None,
+                 target_key=row.target_key, linked_key=row.linked_key, memo=row.memo)
+
+
+def open_pending(connection: Connection, *, settle_through: dt.date | None = None,
+                 linked_to: Sequence[str] = ()) -> dict[str, Entry]:
+    """PENDING entries with neither a POST nor a VOID yet; optionally those due by a date or
+    linked to given entries."""
+    query = ("SELECT e.* FROM entries e WHERE e.phase = 'PENDING' AND NOT EXISTS "
+             "(SELECT 1 FROM entries x WHERE x.target_key = e.entry_key)")
+    params: list[object] = []
+    if settle_through is not None:
+        query += f" AND e.kind = 'TRADE' AND e.settle_date <= {mark(connection)}"
+        params.append(settle_through.isoformat())
+    result: dict[str, Entry] = {}
+    if linked_to:
+        for start in range(0, len(linked_to), 900):
+            chunk = list(linked_to[start:start + 900])
+            marks = ", ".join([mark(connection)] * len(chunk))
+            rows = connection.exec_driver_sql(
+                query + f" AND e.linked_key IN ({marks}) ORDER BY e.sequence",
+                tuple(params + chunk)).all()
+            _attach_postings(connection, rows, result)
+        return result
+    rows = connection.exec_driver_sql(query + " ORDER BY e.settle_date, e.sequence",
+                                      tuple(params)).all()
+    _attach_postings(connection, rows, result)
+    return result
+
+
+def projected_settled_cash(connection: Connection, gl_account: str, currency: str,
+                           day: dt.date) -> int:
+    """Settled cash at the end of ``day`` as it will stand once everything known settles on
+    its settlement date: final postings, plus pending trades due by then (not voided)."""
+    m = mark(connection)
+    final = connection.exec_driver_sql(
+        f"SELECT COALESCE(SUM(amount), 0) FROM postings WHERE gl_account = {m} AND asset = {m} "
+        f"AND basis = 'B' AND business_date <= {m}",
+        (gl_account, currency, day.isoformat())).scalar()
+    due = connection.exec_driver_sql(
+        f"SELECT COALESCE(SUM(p.amount), 0) FROM postings p JOIN entries e "
+        f"ON e.sequence = p.entry_sequence WHERE p.gl_account = {m} AND p.asset = {m} "
+        f"AND e.phase = 'PENDING' AND e.settle_date <= {m} AND NOT EXISTS "
+        f"(SELECT 1 FROM entries v WHERE v.target_key = e.entry_key AND v.phase = 'VOID')",
+        (gl_account, currency, day.isoformat())).scalar()
+    return int(final or 0) + int(due or 0)
+
+
+def balances_as_of(connection: Connection, day: dt.date, basis: str,
+                   prefixes: Sequence[str] = ()) -> dict[tuple[str, str], int]:
+    """Σ postings per (GL account, asset) on a basis as of the end of ``day``."""
+    m = mark(connection)
+    values = basis_values(basis)
+    query = (f"SELECT gl_account, asset, SUM(amount) FROM postings WHERE basis IN ({m}, {m}) "
+             f"AND business_date <= {m}")
+    params: list[object] = [values[0], values[1], day.isoformat()]
+    if prefixes:
+        query += " AND (" + " OR ".join(f"gl_account LIKE {m}" for _ in prefixes) + ")"
+        params += [f"{prefix}:%" for prefix in prefixes]
+    query += " GROUP BY gl_account, asset"
+    return {(str(account), str(asset)): int(total)
+            for account, asset, total in connection.exec_driver_sql(query, tuple(params))
+            if int(total) != 0}
+
+
+def stored_balances(connection: Connection) -> dict[tuple[str, str, str], int]:
+    return {(row.gl_account, row.asset, row.basis): int(row.amount)
+            for row in connection.execute(select(schema.balances)) if row.amount}
+
+
+def folded_balances(connection: Connection) -> dict[tuple[str, str, str], int]:
+    """The whole journal folded per (account, asset, view): what ``balances`` must equal."""
+    result: dict[tuple[str, str, str], int] = {}
+    for account, asset, basis, total in connection.exec_driver_sql(
+            "SELECT gl_account, asset, basis, SUM(amount) FROM postings "
+            "GROUP BY gl_account, asset, basis"):
+        views = ("T", "S") if basis == "B" else (basis,)
+        for view in views:
+            key = (str(account), str(asset), view)
+            result[key] = result.get(key, 0) + int(total)
+    return {key: value for key, value in result.items() if value}
+
+
+def corporate_actions(connection: Connection) -> list[CorporateAction]:
+    table = schema.corporate_actions
+    return [corporate_action_of(row) for row in
+            connection.execute(select(table).order_by(table.c.ex_date, table.c.sequence))]
+
+
+def corporate_action_of(row: Any) -> CorporateAction:
+    def dec(text: str) -> Decimal:
+        return Decimal(text) if text else Decimal(0)
+
+    return CorporateAction(
+        event_id=row.event_id, kind=CaKind(row.kind), isin=row.isin,
+        ex_date=dt.date.fromisoformat(row.ex_date),
+        record_date=dt.date.fromisoformat(row.record_date),
+        pay_date=dt.date.fromisoformat(row.pay_date), ratio_old=dec(row.ratio_old),
+        ratio_new=dec(row.ratio_new), amount=dec(row.amount), currency=row.currency,
+        new_isin=row.new_isin, cost_fraction=dec(row.cost_fraction),
+        fraction_price=dec(row.fraction_price), content_hash=row.content_hash)
+
+
+def earliest_date(connection: Connection) -> dt.date | None:
+    values = [connection.exec_driver_sql(sql).scalar() for sql in (
+        "SELECT MIN(trade_date) FROM trades", "SELECT MIN(value_date) FROM cash_movements",
+        "SELECT MIN(ex_date) FROM corporate_actions", "SELECT MIN(business_date) FROM entries")]
+    dates = [dt.date.fromisoformat(value) for value in values if value]
+    return min(dates) if dates else None
+
+
+def last_eod(connection: Connection) -> dt.date | None:
+    value = connection.exec_driver_sql("SELECT MAX(business_date) FROM eod_runs").scalar()
+    return dt.date.fromisoformat(value) if value else None

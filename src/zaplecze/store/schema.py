@@ -1,0 +1,241 @@
+"""The tables. Ledger amounts are BIGINT counts of the asset's smallest unit; prices, rates and
+other non-ledger decimals are exact decimal text (SQLite's NUMERIC is a float in disguise).
+Dates are ISO text on both databases so that one query shape serves both."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+Date = String(10)  # YYYY-MM-DD: sorts and compares correctly as text
+Hash = String(64)
+
+instruments = Table(
+    "instruments", metadata,
+    Column("isin", String(12), primary_key=True),
+    Column("symbol", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("mic", String(4), nullable=False),
+    Column("issuer_country", String(2), nullable=False),
+    Column("quantity_scale", Integer, nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("account", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("base_currency", String(3), nullable=False),
+    Column("tax_residence", String(2), nullable=False),
+    Column("lot_method", String(8), nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+fee_rules = Table(
+    "fee_rules", metadata,
+    Column("mic", String(4), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("rate_bps", Text, nullable=False),
+    Column("minimum", Text, nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+withholding_rates = Table(
+    "withholding_rates", metadata,
+    Column("issuer_country", String(2), primary_key=True),
+    Column("tax_residence", String(2), primary_key=True),
+    Column("rate", Text, nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+prices = Table(
+    "prices", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("isin", String(12), primary_key=True),
+    Column("close", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+fx_rates = Table(
+    "fx_rates", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("base", String(3), primary_key=True),
+    Column("quote", String(3), primary_key=True),
+    Column("rate", Text, nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+calendar_overrides = Table(
+    "calendar_overrides", metadata,
+    Column("calendar", String(4), primary_key=True),  # a MIC or an ISO 4217 code
+    Column("business_date", Date, primary_key=True),
+    Column("closed", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# Source records: the instructions as received, keyed by their idempotency keys.
+trades = Table(
+    "trades", metadata,
+    Column("trade_id", String(64), primary_key=True),
+    Column("sequence", BigInteger, nullable=False, unique=True),
+    Column("account", String(64), nullable=False, index=True),
+    Column("isin", String(12), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Text, nullable=False),
+    Column("price", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("trade_date", Date, nullable=False),
+    Column("settlement_date", Date, nullable=False),
+    Column("venue", String(8), nullable=False),
+    Column("counterparty", String(64), nullable=False),
+    Column("gross", Text, nullable=False),
+    Column("commission", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+cancels = Table(
+    "cancels", metadata,
+    Column("trade_id", String(64), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("cancel_date", Date, nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+cash_movements = Table(
+    "cash_movements", metadata,
+    Column("movement_id", String(64), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("decision", String(16), nullable=False),  # BOOKED or the rule that rejected it
+    Column("content_hash", Hash, nullable=False),
+)
+
+corporate_actions = Table(
+    "corporate_actions", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("sequence", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("isin", String(12), nullable=False),
+    Column("ex_date", Date, nullable=False),
+    Column("record_date", Date, nullable=False),
+    Column("pay_date", Date, nullable=False),
+    Column("ratio_old", Text, nullable=False),
+    Column("ratio_new", Text, nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("new_isin", String(12), nullable=False),
+    Column("cost_fraction", Text, nullable=False),
+    Column("fraction_price", Text, nullable=False),
+    Column("content_hash", Hash, nullable=False),
+)
+
+# The journal: append-only, hash-chained. `sequence` is the order of recording.
+entries = Table(
+    "entries", metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_key", String(160), nullable=False, unique=True),
+    Column("kind", String(24), nullable=False),
+    Column("phase", String(8), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("settle_date", Date),
+    Column("ref", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("target_key", String(160), nullable=False),
+    Column("linked_key", String(160), nullable=False),
+    Column("memo", Text, nullable=False),
+    Column("prev_hash", Hash, nullable=False),
+    Column("hash", Hash, nullable=False),
+)
+
+postings = Table(
+    "postings", metadata,
+    Column("entry_sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("gl_account", String(96), nullable=False),
+    Column("asset", String(12), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("basis", String(1), nullable=False),
+    Column("business_date", Date, nullable=False),
+)
+
+# Materialised balances per (account, asset, basis): a cache, checked against the fold.
+balances = Table(
+    "balances", metadata,
+    Column("gl_account", String(96), primary_key=True),
+    Column("asset", String(12), primary_key=True),
+    Column("basis", String(1), primary_key=True),  # T (trade) or S (settlement)
+    Column("amount", BigInteger, nullable=False),
+)
+
+entitlements = Table(
+    "entitlements", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("isin", String(12), nullable=False),
+    Column("quantity", Text, nullable=False),
+    Column("new_quantity", Text, nullable=False),
+    Column("gross", Text, nullable=False),
+    Column("withholding", Text, nullable=False),
+    Column("net", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("pay_date", Date, nullable=False),
+)
+
+rejections = Table(
+    "rejections", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file", String(64), nullable=False),
+    Column("line", Integer),
+    Column("reason", String(48), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("source_key", String(160), nullable=False),
+    Column("fingerprint", Hash, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    UniqueConstraint("file", "line", "reason", "fingerprint", name="uq_rejection_once"),
+)
+
+eod_runs = Table(
+    "eod_runs", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("completed_at", String(32), nullable=False),
+    Column("entries_booked", Integer, nullable=False),
+    Column("journal_head", Hash, nullable=False),
+)
+
+ca_applications = Table(
+    "ca_applications", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("applied_on", Date, nullable=False),
+    Column("accounts_entitled", Integer, nullable=False),
+)
+
+# End-of-day valuation: each account's positions at the latest closing price, per currency.
+valuations = Table(
+    "valuations", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("market_value", Text, nullable=False),
+    Column("positions", Integer, nullable=False),
+    Column("unpriced", Integer, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Trade capture: rows and messages become validated trades, trades become ledger entries."""
