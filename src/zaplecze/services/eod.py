@@ -69,8 +69,8 @@ class PositionFold:
             for account, asset, amount in connection.exec_driver_sql(
                     f"SELECT gl_account, asset, amount FROM postings WHERE business_date > {m} "
                     f"AND business_date <= {m} AND basis IN ('B', 'T') AND "
-                    f"(gl_account LIKE 'client:%' OR gl_account LIKE 'house:%')",
-                    (self.day.isoformat(), day.isoformat())):
+                    f"(gl_account LIKE {m} OR gl_account LIKE {m})",
+                    (self.day.isoformat(), day.isoformat(), "client:%", "house:%")):
                 key = (str(account), str(asset))
                 self.balances[key] = self.balances.get(key, 0) + int(amount)
         self.day = day
@@ -169,9 +169,10 @@ def _holdings(connection: Connection, event: CorporateAction,
         f"SELECT e.entry_key, e.account, p.amount FROM entries e JOIN postings p "
         f"ON p.entry_sequence = e.sequence WHERE e.kind = 'TRADE' AND e.phase = 'PENDING' "
         f"AND e.business_date <= {m} AND p.asset = {m} AND "
-        f"(p.gl_account LIKE 'client:%' OR p.gl_account LIKE 'house:%') AND NOT EXISTS "
+        f"(p.gl_account LIKE {m} OR p.gl_account LIKE {m}) AND NOT EXISTS "
         f"(SELECT 1 FROM entries x WHERE x.target_key = e.entry_key AND x.business_date <= {m}) "
-        f"ORDER BY e.sequence", (eve.isoformat(), event.isin, eve.isoformat()))
+        f"ORDER BY e.sequence",
+        (eve.isoformat(), event.isin, "client:%", "house:%", eve.isoformat()))
     for key, account_id, amount in rows:
         pending.setdefault(str(account_id), []).append(PendingTrade(str(key), int(amount)))
     return [Holding(account_id, quantity, resulting.get(account_id, 0),

@@ -100,7 +100,7 @@ trades = Table(
     Column("currency", String(3), nullable=False),
     Column("trade_date", Date, nullable=False),
     Column("settlement_date", Date, nullable=False),
-    Column("venue", String(8), nullable=False),
+    Column("venue", String(16), nullable=False),
     Column("counterparty", String(64), nullable=False),
     Column("gross", Text, nullable=False),
     Column("commission", Text, nullable=False),
@@ -125,7 +125,7 @@ cash_movements = Table(
     Column("amount", Text, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("description", Text, nullable=False),
-    Column("decision", String(16), nullable=False),  # BOOKED or the rule that rejected it
+    Column("decision", String(48), nullable=False),  # BOOKED or the rule that rejected it
     Column("content_hash", Hash, nullable=False),
 )
 
