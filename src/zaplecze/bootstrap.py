@@ -10,7 +10,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from zaplecze.kernel.calendar import CalendarOverride, SettlementCalendar
 from zaplecze.kernel.problems import BookError
-from zaplecze.store import migrate
 from zaplecze.store.db import explain_connection_error, open_engine, resolve_url
 
 
@@ -33,9 +32,17 @@ def open_book(url: str | None, *, create: bool = False) -> Book:
     try:
         engine = open_engine(resolved)
         if create:
+            from zaplecze.store import migrate  # Alembic is only needed to create or migrate
+
             migrate.upgrade(engine)
-        elif migrate.current_revision(engine) is None:
+        elif not _initialised(engine):
             raise BookError(f"no book at {resolved.split('@')[-1]}: run `zaplecze init` first")
     except SQLAlchemyError as error:
         raise explain_connection_error(error, resolved) from error
     return Book(resolved, engine)
+
+
+def _initialised(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return inspect(engine).has_table("alembic_version")

@@ -1,271 +1,300 @@
 """The ``zaplecze`` command line.
 
-Exit codes: 0 success; 1 some input rows were rejected (the rest were booked); 2 the command
-could not run (no database, a broken invariant, bad arguments).
+Exit codes: 0 success; 1 some input rows were rejected (the rest were booked), or an audit found
+tampering; 2 the command could not run (no database, a broken invariant, bad arguments).
+
+Built on argparse rather than Typer: scripts and the acceptance runner call ``zaplecze report``
+many times, and Typer (which now imports pydantic) added about half a second to every start.
+Rich is imported only where a table or a progress bar is drawn.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import sys
-from enum import StrEnum
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
-
-import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import SQLAlchemyError
+from typing import Any
 
 from zaplecze import __version__
-from zaplecze.bootstrap import Book, open_book
 from zaplecze.kernel.problems import BookError
 
-app = typer.Typer(help="Zaplecze — the back office for securities brokers: books and records, "
-                       "clearing and settlement, from a book folder of CSV files.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-audit_app = typer.Typer(help="Tamper evidence: the hash chain over the journal.",
-                        no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+REPORT_NAMES = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
+                "stock-record", "valuation")
+EPILOG = """examples:
+  zaplecze init
+  zaplecze load ./book
+  zaplecze eod --through 2024-09-30
+  zaplecze report positions --as-of 2024-06-10 --basis settlement --format table
+  zaplecze report realized --from 2024-06-01 --to 2024-09-30 --format csv
+  zaplecze audit verify
+  zaplecze export --format ledger --out books.ledger
+
+The database is --db URL, else $ZAPLECZE_DB, else sqlite:///zaplecze.db in this folder.
+Exit status: 0 done; 1 rows rejected (the rest booked) or tampering found; 2 could not run."""
 
 
-class Format(StrEnum):
-    json = "json"
-    csv = "csv"
-    table = "table"
+class UsageError(Exception):
+    pass
 
 
-class Basis(StrEnum):
-    trade = "trade"
-    settlement = "settlement"
-
-
-class ExportFormat(StrEnum):
-    ledger = "ledger"
-    beancount = "beancount"
-
-
-class State:
-    db: str | None = None
-
-
-def _book(create: bool = False) -> Book:
-    return open_book(State.db, create=create)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def _date(text: str | None, name: str) -> dt.date | None:
-    if text is None:
-        return None
+def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        _fail(f"{name} {text!r} is not a date YYYY-MM-DD")
-    return None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-@app.callback()
-def main_options(
-    db: Annotated[str | None, typer.Option(
-        "--db", help="Database URL: sqlite:///FILE or postgresql://… "
-                     "[default: $ZAPLECZE_DB, else sqlite:///zaplecze.db]")] = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
-) -> None:
-    if version:
-        out.print(f"zaplecze {__version__}")
-        raise typer.Exit(0)
-    State.db = db
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zaplecze", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Zaplecze — the back office for securities brokers: books and records, "
+                    "clearing and settlement, from a book folder of CSV files.")
+    parser.add_argument("--db", help="database URL: sqlite:///FILE or postgresql://… "
+                                     "(default: $ZAPLECZE_DB, else sqlite:///zaplecze.db)")
+    parser.add_argument("--version", action="version", version=f"zaplecze {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("init", help="create an empty book, or migrate one (idempotent)")
+
+    load = commands.add_parser("load", help="import a book folder (idempotent)",
+                               description="Import every CSV file of a book folder, in the "
+                               "contract's order. Loading the same folder twice books nothing "
+                               "new. Rejected rows are printed (file:line: rule: detail), kept "
+                               "for `report rejected`, and make the exit status 1.")
+    load.add_argument("folder", type=Path, help="a book folder of CSV files")
+
+    eod = commands.add_parser("eod", help="run end of day through a date",
+                              description="Settle what is due, apply corporate actions, credit "
+                              "their cash, value positions and check the invariants — each "
+                              "business day not yet run, once, in order.")
+    eod.add_argument("--through", type=_date, required=True, metavar="DATE")
+
+    report = commands.add_parser("report", help="print a report",
+                                 description="Print a report; JSON numbers are exact decimals "
+                                 "as strings.")
+    report.add_argument("name", choices=REPORT_NAMES, metavar="NAME",
+                        help=", ".join(REPORT_NAMES))
+    report.add_argument("--as-of", type=_date, metavar="DATE")
+    report.add_argument("--basis", choices=("trade", "settlement"), default="trade")
+    report.add_argument("--from", dest="start", type=_date, metavar="DATE")
+    report.add_argument("--to", dest="end", type=_date, metavar="DATE")
+    report.add_argument("--format", dest="fmt", choices=("json", "csv", "table"),
+                        default="table")
+
+    audit = commands.add_parser("audit", help="tamper evidence: verify the hash chain")
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_commands.add_parser("verify", help="recompute the hash chain over the journal")
+    verify.add_argument("--head", metavar="SEQUENCE:HASH",
+                        help="a head printed earlier: also detects a truncated journal")
+
+    export = commands.add_parser("export", help="the general ledger as Ledger or Beancount text")
+    export.add_argument("--format", dest="fmt", choices=("ledger", "beancount"), required=True)
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
+    fix = commands.add_parser("load-fix", help="book the fills of a FIX 4.4 drop copy",
+                              description="Book the fills (ExecutionReport, ExecType=F) of a "
+                              "FIX 4.4 drop copy through the same capture path as trades.csv.")
+    fix.add_argument("file", type=Path)
+    fix.add_argument("--account-map", type=Path, required=True,
+                     help="CSV kind,fix_value,zaplecze_value (kind: account or symbol)")
+
+    demo = commands.add_parser("demo", help="build, load and run a realistic sample book")
+    demo.add_argument("--folder", type=Path, default=Path("demo-book"))
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
 
 
-@app.command()
-def init() -> None:
-    """Create an empty book, or bring an existing one to the newest schema (idempotent)."""
-    book = _book(create=True)
-    out.print(f"book ready at {book.url.split('@')[-1]}")
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True, highlight=False)
 
 
-@app.command()
-def load(folder: Annotated[Path, typer.Argument(help="A book folder of CSV files.")]) -> None:
-    """Import every file of a book folder, in the contract's order. Idempotent: loading the
-    same folder twice books nothing new. Rejected rows are printed (file:line: rule: detail),
-    kept for `report rejected`, and make the exit status 1."""
+def _book(args: argparse.Namespace, create: bool = False) -> Any:
+    from zaplecze.bootstrap import open_book
+
+    return open_book(args.db, create=create)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    book = _book(args, create=True)
+    print(f"book ready at {book.url.split('@')[-1]}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
     from zaplecze.services.load import Loader
 
-    if not folder.is_dir():
-        _fail(f"{folder} is not a folder")
-    book = _book()
+    if not args.folder.is_dir():
+        raise UsageError(f"{args.folder} is not a folder")
+    book = _book(args)
     with _progress() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, Any] = {}
 
         def step(file_name: str, rows: int) -> None:
+            if progress is None:
+                return
             if file_name not in tasks:
                 tasks[file_name] = progress.add_task(file_name, total=None)
             progress.advance(tasks[file_name], rows)
 
-        report = Loader(book.engine, book.calendar(), step).load(folder)
+        report = Loader(book.engine, book.calendar(), step).load(args.folder)
     for warning in report.warnings:
-        err.print(f"warning: {warning}")
+        print(f"warning: {warning}", file=sys.stderr)
     if report.fatal is not None:
-        _fail(str(report.fatal), 1)
+        print(f"error: {report.fatal}", file=sys.stderr)
+        return 1
     for problem in sorted(report.rejected, key=lambda p: (p.source, p.line or 0)):
-        out.print(f"rejected {problem}")
-    booked = sum(report.booked.values())
-    unchanged = sum(report.unchanged.values())
-    err.print(f"loaded {folder}: {booked} new, {unchanged} already booked, "
-              f"{len(report.rejected)} rejected")
-    raise typer.Exit(1 if report.rejected else 0)
+        print(f"rejected {problem}")
+    print(f"loaded {args.folder}: {sum(report.booked.values())} new, "
+          f"{sum(report.unchanged.values())} already booked, {len(report.rejected)} rejected",
+          file=sys.stderr)
+    return 1 if report.rejected else 0
 
 
-@app.command()
-def eod(through: Annotated[str, typer.Option(help="Run every business day not yet run, up to "
-                                                  "this date (YYYY-MM-DD).")]) -> None:
-    """End of day: settle what is due, apply corporate actions, credit their cash, value
-    positions, check the invariants — each business day once, in order."""
+def cmd_eod(args: argparse.Namespace) -> int:
     from zaplecze.services.eod import run_eod
 
-    day = _date(through, "--through")
-    assert day is not None
-    book = _book()
+    book = _book(args)
     with _progress() as progress:
-        task = progress.add_task("end of day", total=None)
+        task = progress.add_task("end of day", total=None) if progress else None
 
-        def step(result: object, index: int, total: int) -> None:
-            progress.update(task, completed=index, total=total,
-                            description=f"end of day {getattr(result, 'day', '')}")
+        def step(result: Any, index: int, total: int) -> None:
+            if progress is not None:
+                progress.update(task, completed=index, total=total,
+                                description=f"end of day {result.day}")
 
-        report = run_eod(book.engine, day, step)
+        report = run_eod(book.engine, args.through, step)
     settled = sum(d.settled for d in report.days)
     actions = [a for d in report.days for a in d.corporate_actions]
-    err.print(f"end of day through {day}: {len(report.days)} day(s) run, {report.skipped} "
-              f"already run; {settled} settlements, {len(actions)} corporate action(s)"
-              + (f" ({', '.join(actions)})" if actions else ""))
+    print(f"end of day through {args.through}: {len(report.days)} day(s) run, {report.skipped} "
+          f"already run; {settled} settlements, {len(actions)} corporate action(s)"
+          + (f" ({', '.join(actions)})" if actions else ""), file=sys.stderr)
+    return 0
 
 
-@app.command()
-def report(
-    name: Annotated[str, typer.Argument(help="positions, cash, realized, dividends, "
-                                             "trial-balance, rejected, stock-record, valuation")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD")] = None,
-    basis: Annotated[Basis, typer.Option(help="trade or settlement")] = Basis.trade,
-    date_from: Annotated[str | None, typer.Option("--from", help="YYYY-MM-DD, inclusive")] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="YYYY-MM-DD, inclusive")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="json, csv or table")] = Format.table,
-) -> None:
-    """Print a report. Numbers in JSON are exact decimals as strings."""
+def cmd_report(args: argparse.Namespace) -> int:
     from zaplecze.formats.render import render
-    from zaplecze.services.reporting import BUILDERS, COLUMNS, build
+    from zaplecze.services.reporting import COLUMNS, build
 
-    if name not in BUILDERS:
-        _fail(f"unknown report {name!r}; reports: {', '.join(BUILDERS)}")
-    options: dict[str, object] = {}
-    if name in ("positions", "cash"):
-        options = {"as_of": _required_date(as_of, "--as-of"), "basis": basis.value}
-    elif name in ("trial-balance", "stock-record", "valuation"):
-        options = {"as_of": _required_date(as_of, "--as-of")}
-    elif name in ("realized", "dividends"):
-        options = {"start": _required_date(date_from, "--from"),
-                   "end": _required_date(date_to, "--to")}
-    rows = build(_book().engine, name, **options)
-    columns = [c for c in COLUMNS[name] if not (c == "cost_basis" and basis is Basis.settlement)]
-    out.print(render(rows, fmt.value, columns=columns, title=name), markup=False)
-
-
-def _required_date(text: str | None, name: str) -> dt.date:
-    if text is None:
-        _fail(f"{name} is required for this report")
-    day = _date(text, name)
-    assert day is not None
-    return day
+    options: dict[str, Any] = {}
+    if args.name in ("positions", "cash"):
+        options = {"as_of": _need(args.as_of, "--as-of"), "basis": args.basis}
+    elif args.name in ("trial-balance", "stock-record", "valuation"):
+        options = {"as_of": _need(args.as_of, "--as-of")}
+    elif args.name in ("realized", "dividends"):
+        options = {"start": _need(args.start, "--from"), "end": _need(args.end, "--to")}
+    rows = build(_book(args).engine, args.name, **options)
+    columns = [c for c in COLUMNS[args.name]
+               if not (c == "cost_basis" and args.basis == "settlement")]
+    sys.stdout.write(render(rows, args.fmt, columns=columns, title=args.name) + "\n")
+    return 0
 
 
-@audit_app.command("verify")
-def audit_verify(
-    head: Annotated[str | None, typer.Option(help="A journal head exported earlier "
-                                                  "(SEQUENCE:HASH): detects truncation.")] = None,
-) -> None:
-    """Recompute the hash chain over every entry; print the head to anchor outside."""
+def _need(value: Any, name: str) -> Any:
+    if value is None:
+        raise UsageError(f"{name} is required for this report")
+    return value
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
     from zaplecze.services.audit import verify
 
-    result = verify(_book().engine, expected_head=head)
+    result = verify(_book(args).engine, expected_head=args.head)
     if result.problems:
         for problem in result.problems:
-            err.print(f"[bold red]TAMPERED[/] {problem}")
-        raise typer.Exit(1)
-    out.print(f"journal intact: {result.entries} entries; head {result.head}")
+            print(f"TAMPERED {problem}", file=sys.stderr)
+        return 1
+    print(f"journal intact: {result.entries} entries; head {result.head}")
+    return 0
 
 
-@app.command()
-def export(
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="ledger or beancount")],
-    output: Annotated[Path | None, typer.Option("--out", help="File to write; default: stdout")]
-    = None,
-) -> None:
-    """Write the general ledger in Ledger's or Beancount's text format, for auditors."""
+def cmd_export(args: argparse.Namespace) -> int:
     from zaplecze.services.exporting import export_journal
 
-    book = _book()
-    if output is None:
-        count = export_journal(book.engine, fmt.value, sys.stdout)
-    else:
-        with output.open("w", encoding="utf-8") as stream:
-            count = export_journal(book.engine, fmt.value, stream)
-        err.print(f"wrote {count} transactions to {output}")
+    book = _book(args)
+    if args.out is None:
+        export_journal(book.engine, args.fmt, sys.stdout)
+        return 0
+    with args.out.open("w", encoding="utf-8") as stream:
+        count = export_journal(book.engine, args.fmt, stream)
+    print(f"wrote {count} transactions to {args.out}", file=sys.stderr)
+    return 0
 
 
-@app.command("load-fix")
-def load_fix(
-    file: Annotated[Path, typer.Argument(help="A file of FIX 4.4 messages (drop copy).")],
-    account_map: Annotated[Path, typer.Option(help="CSV: kind,fix_value,zaplecze_value with "
-                                                   "kind account or symbol.")],
-) -> None:
-    """Book the fills (ExecutionReport, ExecType=F) of a FIX drop copy through the same capture
-    path as trades.csv; checksum, body length and required tags are verified."""
+def cmd_load_fix(args: argparse.Namespace) -> int:
     from zaplecze.services.fix_capture import load_drop_copy
 
-    book = _book()
-    report = load_drop_copy(book.engine, book.calendar(), file, account_map)
+    book = _book(args)
+    report = load_drop_copy(book.engine, book.calendar(), args.file, args.account_map)
     for problem in report.rejected:
-        out.print(f"rejected {problem}")
-    err.print(f"loaded {file}: {sum(report.booked.values())} new, "
-              f"{sum(report.unchanged.values())} already booked, {len(report.rejected)} rejected")
-    raise typer.Exit(1 if report.rejected else 0)
+        print(f"rejected {problem}")
+    print(f"loaded {args.file}: {sum(report.booked.values())} new, "
+          f"{sum(report.unchanged.values())} already booked, {len(report.rejected)} rejected",
+          file=sys.stderr)
+    return 1 if report.rejected else 0
 
 
-@app.command()
-def demo(
-    folder: Annotated[Path, typer.Option(help="Where to write the sample book folder.")]
-    = Path("demo-book"),
-    seed: Annotated[int, typer.Option(help="Seed of the sample book generator.")] = 7,
-) -> None:
-    """Build a realistic sample book, load it, run end of day and print what happened."""
+def cmd_demo(args: argparse.Namespace) -> int:
     from zaplecze.services.demo import run_demo
 
-    run_demo(State.db, folder, seed, out, err)
+    run_demo(args.db, args.folder, args.seed, _console(), _console(stderr=True))
+    return 0
 
 
-def _progress() -> Progress:
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress() -> Any:
+    """A progress bar on a terminal; nothing when the output is a file or a pipe."""
+    if not sys.stderr.isatty():
+        return _NoProgress()
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=True,
-                    disable=not err.is_terminal)
+                    TimeElapsedColumn(), console=_console(stderr=True), transient=True)
 
 
-def main() -> None:
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": cmd_init, "load": cmd_load, "eod": cmd_eod, "report": cmd_report,
+    "audit": cmd_audit, "export": cmd_export, "load-fix": cmd_load_fix, "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     try:
-        app()
+        code = COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
     except BookError as error:
-        err.print(f"[bold red]error:[/] {error}")
-        sys.exit(2)
-    except SQLAlchemyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
+    except Exception as error:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(error, SQLAlchemyError):
+            raise
         text = str(getattr(error, "orig", error)).strip().splitlines()
-        err.print(f"[bold red]error:[/] the database refused the command: "
-                  f"{text[0] if text else error}; nothing of the failed batch was written")
-        sys.exit(2)
+        print(f"error: the database refused the command: {text[0] if text else error}; "
+              f"nothing of the failed batch was written", file=sys.stderr)
+        code = 2
+    sys.stdout.flush()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class SettlementCalendar:
     """Market sessions, payment days and settlement dates, with ad-hoc overrides applied."""
 
     def __init__(self, overrides: Iterable[CalendarOverride] = ()) -> None:
+        self._settlement_dates: dict[tuple[dt.date, str, str], dt.date] = {}
         self._closed: set[tuple[str, dt.date]] = set()
         self._opened: set[tuple[str, dt.date]] = set()
         for override in overrides:
@@ -140,8 +141,13 @@ class SettlementCalendar:
 
     def settlement_date(self, trade_date: dt.date, mic: str, currency: str) -> dt.date:
         """trade_date + N settlement days (the contract's rule)."""
-        return self.add_settlement_days(trade_date, self.settlement_cycle(trade_date, mic),
-                                        mic, currency)
+        key = (trade_date, mic, currency)
+        found = self._settlement_dates.get(key)
+        if found is None:
+            found = self.add_settlement_days(trade_date, self.settlement_cycle(trade_date, mic),
+                                             mic, currency)
+            self._settlement_dates[key] = found
+        return found
 
     def settlement_days_between(self, start: dt.date, end: dt.date, mic: str,
                                 currency: str) -> int:

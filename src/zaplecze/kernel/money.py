@@ -59,6 +59,18 @@ def fits_scale(value: Decimal, scale: int) -> bool:
 
 def units(value: Decimal | Fraction, scale: int) -> int:
     """The exact integer count of smallest units; refuses a value that does not fit the scale."""
+    if isinstance(value, Decimal):
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int), value
+        shift = exponent + scale
+        if shift >= 0:
+            count = int("".join(map(str, digits)) or "0") * 10**shift
+        else:
+            whole, rest = divmod(int("".join(map(str, digits)) or "0"), 10**-shift)
+            if rest:
+                raise ValueError(f"{value} has more than {scale} decimals")
+            count = whole
+        return -count if sign else count
     scaled = Fraction(value) * 10**scale
     if scaled.denominator != 1:
         raise ValueError(f"{value} has more than {scale} decimals")

@@ -7,29 +7,31 @@ deleted, inserted, reordered or truncated entry is detected.
 from __future__ import annotations
 
 import hashlib
-import json
 
 from zaplecze.ledger.model import Entry
 
 GENESIS = "0" * 64
 
 
+def _text(value: str) -> str:
+    """Free text escaped so that it can never forge a separator."""
+    if "\\" in value or "\x1e" in value or "\x1f" in value:
+        return value.replace("\\", "\\\\").replace("\x1e", "\\x1e").replace("\x1f", "\\x1f")
+    return value
+
+
 def canonical(entry: Entry, sequence: int) -> bytes:
-    body = {
-        "seq": sequence,
-        "key": entry.key,
-        "kind": entry.kind.value,
-        "phase": entry.phase.value,
-        "date": entry.business_date.isoformat(),
-        "settle": entry.settle_date.isoformat() if entry.settle_date else None,
-        "ref": entry.ref,
-        "account": entry.account,
-        "target": entry.target_key,
-        "link": entry.linked_key,
-        "memo": entry.memo,
-        "postings": [[p.gl_account, p.asset, p.amount] for p in entry.postings],
-    }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    """The entry's content in a fixed, unambiguous text: fields separated by US (0x1f),
+    postings by RS (0x1e), every text field escaped."""
+    head = "\x1f".join((
+        str(sequence), _text(entry.key), entry.kind.value, entry.phase.value,
+        entry.business_date.isoformat(),
+        entry.settle_date.isoformat() if entry.settle_date else "", _text(entry.ref),
+        _text(entry.account), _text(entry.target_key), _text(entry.linked_key),
+        _text(entry.memo)))
+    body = "\x1e".join(f"{_text(p.gl_account)}\x1f{_text(p.asset)}\x1f{p.amount}"
+                        for p in entry.postings)
+    return f"{head}\x1e{body}".encode()
 
 
 def entry_hash(previous: str, entry: Entry, sequence: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 
 from stdnum import isin as isin_number
 
@@ -33,9 +34,15 @@ from zaplecze.refdata.model import (
 INSTRUMENT_KINDS = ("EQUITY", "ETF")
 
 
+@lru_cache(maxsize=65_536)
+def is_valid_isin(code: str) -> bool:
+    """ISO 6166 with its check digit (python-stdnum), upper case as the standard writes it."""
+    return code == code.upper() and bool(isin_number.is_valid(code))
+
+
 def isin_field(values: Mapping[str, str], column: str) -> str:
     code = required(values, column)
-    if not isin_number.is_valid(code) or code != code.upper():
+    if not is_valid_isin(code):
         raise Rejected(Rule.INVALID_ISIN,
                        f"{column} {code!r} is not a valid ISIN (ISO 6166 check digit)")
     return code

@@ -56,7 +56,7 @@ def _known_account(values: Mapping[str, str], refdata: RefData) -> str:
 
 
 def trade(values: Mapping[str, str], refdata: RefData, calendar: SettlementCalendar,
-          sequence: int = 0) -> Trade:
+          sequence: int = 0, digest: str | None = None) -> Trade:
     """A NEW trade row resolved: settlement date, gross, commission."""
     trade_id = required(values, "trade_id")
     isin = isin_field(values, "isin")
@@ -99,7 +99,8 @@ def trade(values: Mapping[str, str], refdata: RefData, calendar: SettlementCalen
                  price=price, currency=currency, trade_date=trade_date,
                  settlement_date=settlement_date, venue=values.get("venue", "") or instrument.mic,
                  counterparty=values.get("counterparty", "") or "STREET", gross=gross,
-                 commission=commission, content_hash=content_hash(values, TRADE_COLUMNS),
+                 commission=commission,
+                 content_hash=digest or content_hash(values, TRADE_COLUMNS),
                  sequence=sequence)
 
 
