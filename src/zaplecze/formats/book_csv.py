@@ -26,6 +26,8 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "withholding": (("issuer_country", "tax_residence", "rate"), ()),
     "prices": (("date", "isin", "close", "currency"), ()),
     "fx": (("date", "base", "quote", "rate"), ()),
+    # The project's own optional file: ad-hoc market or payment-system closures (and openings).
+    "calendar_overrides": (("calendar", "date"), ("closed", "reason")),
     "cash": (("movement_id", "account", "date", "currency", "amount", "kind"), ("description",)),
     "trades": (("trade_id", "account"),
                ("action", "isin", "side", "quantity", "price", "currency", "trade_date", "venue",

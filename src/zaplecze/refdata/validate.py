@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from stdnum import isin as isin_number
 
-from zaplecze.kernel.calendar import KNOWN_MICS
+from zaplecze.kernel.calendar import KNOWN_MICS, CalendarOverride
 from zaplecze.kernel.fields import (
     Rejected,
     country_field,
@@ -21,6 +21,7 @@ from zaplecze.kernel.fields import (
     required_decimal,
 )
 from zaplecze.kernel.limits import QUANTITY_SCALE_MAX
+from zaplecze.kernel.money import is_currency
 from zaplecze.kernel.problems import Rule
 from zaplecze.refdata.model import (
     Account,
@@ -125,3 +126,18 @@ def fx_rate(values: Mapping[str, str]) -> tuple[dt.date, str, str, Decimal]:
     if rate <= 0:
         raise Rejected(Rule.INVALID_RATE, f"rate {rate} must be positive")
     return day, base, quote, rate
+
+
+def calendar_override(values: Mapping[str, str]) -> CalendarOverride:
+    """An ad-hoc closure (closed=true, the default) or opening of a market (a MIC) or a
+    payment system (an ISO 4217 code) on one date."""
+    calendar = required(values, "calendar")
+    if calendar not in KNOWN_MICS and not is_currency(calendar):
+        raise Rejected(Rule.UNKNOWN_MIC, f"calendar {calendar!r} is neither a known MIC nor an "
+                                         f"ISO 4217 currency")
+    day = required_date(values, "date")
+    flag = (values.get("closed", "") or "true").lower()
+    if flag not in ("true", "false", "1", "0", "yes", "no"):
+        raise Rejected(Rule.INVALID_ENUM_VALUE, f"closed {flag!r} is not true or false")
+    return CalendarOverride(calendar, day, flag in ("true", "1", "yes"),
+                            values.get("reason", ""))

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from zaplecze.corporate_actions.model import CA_COLUMNS
 from zaplecze.corporate_actions.model import corporate_action as validate_corporate_action
 from zaplecze.formats.book_csv import LOAD_ORDER, CsvReader, Row, open_book_file
-from zaplecze.kernel.calendar import SettlementCalendar
+from zaplecze.kernel.calendar import CalendarOverride, SettlementCalendar
 from zaplecze.kernel.fields import Rejected
 from zaplecze.kernel.limits import ROWS_PER_BATCH
 from zaplecze.kernel.money import currency_scale, decimal_of, units
@@ -115,12 +115,21 @@ class Loader:
                 self._load_file(stem, reader)
             if stem == "withholding" or stem == "fees" or stem == "accounts":
                 self.refdata = self._snapshot()
+            if stem == "calendar_overrides":
+                self.calendar = self._calendar()
         self._decide_withdrawals()
         return self.report
 
     def _snapshot(self) -> RefData:
         with read_connection(self.engine) as connection:
             return repo.refdata(connection)
+
+    def _calendar(self) -> SettlementCalendar:
+        with read_connection(self.engine) as connection:
+            rows = connection.exec_driver_sql("SELECT calendar, business_date, closed, reason "
+                                              "FROM calendar_overrides").all()
+        return SettlementCalendar(CalendarOverride(str(r[0]), dt.date.fromisoformat(r[1]),
+                                                   bool(r[2]), str(r[3])) for r in rows)
 
     def _load_file(self, stem: str, reader: CsvReader) -> None:
         handler = getattr(self, f"_batch_{stem}")
@@ -246,6 +255,16 @@ class Loader:
                     "rate": str(rate), "content_hash": capture.content_hash(values, _FX_COLUMNS)}
         return self._reference_batch(connection, name, rows, unreadable, "fx_rates",
                                      ("business_date", "base", "quote"), record)
+
+    def _batch_calendar_overrides(self, connection: Connection, name: str, rows: list[Row],
+                                  unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            override = refcheck.calendar_override(values)
+            return {"calendar": override.calendar, "business_date": override.day.isoformat(),
+                    "closed": int(override.closed), "reason": override.reason,
+                    "content_hash": capture.content_hash(values, _OVERRIDE_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "calendar_overrides",
+                                     ("calendar", "business_date"), record)
 
     def _batch_corporate_actions(self, connection: Connection, name: str, rows: list[Row],
                                  unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
@@ -562,3 +581,4 @@ _FEE_COLUMNS = ("mic", "currency", "rate_bps", "minimum")
 _WITHHOLDING_COLUMNS = ("issuer_country", "tax_residence", "rate")
 _PRICE_COLUMNS = ("date", "isin", "close", "currency")
 _FX_COLUMNS = ("date", "base", "quote", "rate")
+_OVERRIDE_COLUMNS = ("calendar", "date", "closed", "reason")

@@ -85,6 +85,7 @@ calendar_overrides = Table(
     Column("business_date", Date, primary_key=True),
     Column("closed", Integer, nullable=False),
     Column("reason", Text, nullable=False),
+    Column("content_hash", Hash, nullable=False),
 )
 
 # Source records: the instructions as received, keyed by their idempotency keys.
