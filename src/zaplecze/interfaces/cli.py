@@ -238,9 +238,10 @@ def cmd_load_fix(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from zaplecze.bootstrap import open_book
     from zaplecze.services.demo import run_demo
 
-    run_demo(args.db, args.folder, args.seed, _console(), _console(stderr=True))
+    run_demo(args.db, args.folder, args.seed, _console(), _console(stderr=True), open_book)
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import decimal
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import iso4217
 
@@ -34,7 +34,7 @@ def parse_decimal(text: str) -> Decimal:
     return Decimal(cleaned)
 
 
-@lru_cache(maxsize=None)
+@cache
 def currency_scale(code: str) -> int:
     """The currency's minor unit from ISO 4217 (2 for USD, EUR, PLN, GBP; 0 for JPY)."""
     try:
@@ -70,7 +70,7 @@ def units(value: Decimal | Fraction, scale: int) -> int:
             if rest:
                 raise ValueError(f"{value} has more than {scale} decimals")
             count = whole
-        return -count if sign else count
+        return int(-count if sign else count)
     scaled = Fraction(value) * 10**scale
     if scaled.denominator != 1:
         raise ValueError(f"{value} has more than {scale} decimals")

@@ -73,7 +73,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line is not None else self.source
-        return f"{where}: {self.rule.value}: {self.detail}" if where else f"{self.rule}: {self.detail}"
+        if where:
+            return f"{where}: {self.rule.value}: {self.detail}"
+        return f"{self.rule.value}: {self.detail}"
 
 
 class BookError(Exception):

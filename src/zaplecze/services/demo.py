@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from zaplecze.bootstrap import open_book
 from zaplecze.services.audit import verify
 from zaplecze.services.book_generator import BookShape, book_period, generate_book
 from zaplecze.services.eod import run_eod
@@ -24,7 +25,9 @@ from zaplecze.services.load import Loader
 from zaplecze.services.reporting import build
 
 
-def run_demo(db: str | None, folder: Path, seed: int, out: Console, err: Console) -> None:
+def run_demo(db: str | None, folder: Path, seed: int, out: Console, err: Console,
+             open_book: Callable[..., Any]) -> None:
+    """``open_book(url, create=True)`` is handed in by the interface (bootstrap wires it)."""
     shape = BookShape(seed=seed)
     if not out.is_terminal or out.width < 120:
         out = Console(width=120, highlight=False, soft_wrap=True)
@@ -82,7 +85,8 @@ def _books(engine: object, out: Console, last: dt.date) -> None:
     cash = build(engine, "cash", as_of=last, basis="settlement")  # type: ignore[arg-type]
     trial = build(engine, "trial-balance", as_of=last)  # type: ignore[arg-type]
     stock = build(engine, "stock-record", as_of=last)  # type: ignore[arg-type]
-    realized = build(engine, "realized", start=dt.date(2000, 1, 1), end=last)  # type: ignore[arg-type]
+    realized = build(engine, "realized",  # type: ignore[arg-type]
+                     start=dt.date(2000, 1, 1), end=last)
     gains: Counter[str] = Counter()
     for row in realized:
         gains[row["currency"]] += Decimal(row["gain"])  # type: ignore[assignment]
@@ -101,7 +105,8 @@ def _books(engine: object, out: Console, last: dt.date) -> None:
         pair[1] += Decimal(row["credit"])
     for currency, (debit, credit) in sorted(totals.items()):
         mark = "=" if debit == credit else "≠"
-        table.add_row(f"trial balance {currency}", f"debits {debit:.2f} {mark} credits {credit:.2f}")
+        table.add_row(f"trial balance {currency}",
+                      f"debits {debit:.2f} {mark} credits {credit:.2f}")
     breaks = [row for row in stock if row["break"] != "0"]
     table.add_row("stock record (owned = located)",
                   f"{len(stock)} securities, {len(breaks)} breaks")

@@ -74,10 +74,10 @@ def _is_retryable(error: DBAPIError) -> bool:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction for one business event or batch; the journal lock held throughout."""
     if is_postgres(engine):
-        with engine.connect().execution_options(isolation_level="SERIALIZABLE") as connection:
-            with connection.begin():
-                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({JOURNAL_LOCK_ID})")
-                yield connection
+        serializable = engine.connect().execution_options(isolation_level="SERIALIZABLE")
+        with serializable as connection, connection.begin():
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({JOURNAL_LOCK_ID})")
+            yield connection
         return
     with engine.connect() as connection, connection.begin():
         yield connection
