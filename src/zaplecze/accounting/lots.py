@@ -75,13 +75,17 @@ class LotBook:
         return self._order
 
     def buy(self, isin: str, day: dt.date, quantity: Fraction, cost: Decimal) -> None:
-        lots = self.lots.setdefault(isin, [])
+        self._add(Lot(isin, day, self._next_order(), quantity, cost))
+
+    def _add(self, lot: Lot) -> None:
+        """Open ``lot``; under AVERAGE it joins the security's one pooled lot instead."""
+        lots = self.lots.setdefault(lot.isin, [])
         if self.method is LotMethod.AVERAGE and lots:
             pool = lots[0]
-            pool.quantity += quantity
-            pool.cost += cost
+            pool.quantity += lot.quantity
+            pool.cost += lot.cost
             return
-        lots.append(Lot(isin, day, self._next_order(), quantity, cost))
+        lots.append(lot)
 
     def take(self, isin: str, quantity: Fraction) -> tuple[Fraction, Decimal]:
         """Close up to ``quantity`` from the lots in sell order; returns (taken, cost taken)."""
@@ -133,11 +137,10 @@ class LotBook:
         elif event.kind is CaKind.SPINOFF:
             self._spinoff(event, held)
         elif event.kind is CaKind.MERGER:
-            moved = self.lots.setdefault(event.new_isin, [])
-            for lot in held:
-                moved.append(Lot(event.new_isin, lot.acquired, lot.order,
-                                 lot.quantity * event.ratio, lot.cost))
             del self.lots[event.isin]
+            for lot in held:
+                self._add(Lot(event.new_isin, lot.acquired, lot.order,
+                              lot.quantity * event.ratio, lot.cost))
         elif event.kind is CaKind.CASH_MERGER:
             self._cash_merger(event, held)
             return
@@ -147,12 +150,11 @@ class LotBook:
 
     def _spinoff(self, event: CorporateAction, held: list[Lot]) -> None:
         scale = currency_scale(self.instruments[event.isin].currency)
-        new_lots = self.lots.setdefault(event.new_isin, [])
         for lot in held:
             moved = round_half_up(lot.cost * event.cost_fraction, scale)
             lot.cost -= moved
-            new_lots.append(Lot(event.new_isin, lot.acquired, lot.order,
-                                lot.quantity * event.ratio, moved))
+            self._add(Lot(event.new_isin, lot.acquired, lot.order,
+                          lot.quantity * event.ratio, moved))
 
     def _cash_merger(self, event: CorporateAction, held: list[Lot]) -> None:
         quantity = sum((lot.quantity for lot in held), Fraction(0))

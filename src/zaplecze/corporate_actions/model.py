@@ -105,6 +105,9 @@ def corporate_action(values: Mapping[str, str], instruments: Mapping[str, Instru
         if not values.get("new_isin"):
             raise Rejected(Rule.NEW_ISIN_REQUIRED, f"a {kind.value} needs new_isin")
         new_isin = isin_field(values, "new_isin")
+        if new_isin == isin:
+            raise Rejected(Rule.NEW_ISIN_REQUIRED, f"a {kind.value} needs a new_isin other "
+                                                    f"than its isin {isin}")
         if new_isin not in instruments:
             raise Rejected(Rule.UNKNOWN_INSTRUMENT, f"new_isin {new_isin} is not in "
                                                     f"instruments.csv")

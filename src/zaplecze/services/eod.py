@@ -122,12 +122,13 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData,
     connection.execute(schema.eod_runs.insert(), [{
         "business_date": day.isoformat(),
         "completed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "entries_booked": writer.written, "journal_head": writer.head.hash}])
+        "entries_booked": writer.written, "head_sequence": writer.head.sequence,
+        "journal_head": writer.head.hash}])
     return result
 
 
 def _settle_due(connection: Connection, writer: JournalWriter, day: dt.date) -> int:
-    due = repo.open_pending(connection, settle_through=day)
+    due = repo.due_trades(connection, day)
     if not due:
         return 0
     linked = repo.open_pending(connection, linked_to=list(due))

@@ -159,6 +159,27 @@ def open_pending(connection: Connection, *, settle_through: dt.date | None = Non
     return result
 
 
+def due_trades(connection: Connection, day: dt.date) -> dict[str, Entry]:
+    """Pending trades due to settle by the end of ``day``: those whose settlement date has come
+    since the last end of day run, and any booked since that run with an earlier date (a late
+    trade). Nothing older can still be pending: the runs before settled it."""
+    m = mark(connection)
+    last = connection.exec_driver_sql(
+        "SELECT business_date, head_sequence FROM eod_runs ORDER BY business_date DESC "
+        "LIMIT 1").first()
+    since_day, since_sequence = (str(last[0]), int(last[1])) if last else ("0000-00-00", 0)
+    unsettled = ("e.phase = 'PENDING' AND e.kind = 'TRADE' AND NOT EXISTS "
+                 "(SELECT 1 FROM entries x WHERE x.target_key = e.entry_key)")
+    rows = connection.exec_driver_sql(
+        f"SELECT e.* FROM entries e WHERE {unsettled} AND e.settle_date > {m} "
+        f"AND e.settle_date <= {m} UNION SELECT e.* FROM entries e WHERE {unsettled} "
+        f"AND e.sequence > {m} AND e.settle_date <= {m} ORDER BY settle_date, sequence",
+        (since_day, day.isoformat(), since_sequence, day.isoformat())).all()
+    result: dict[str, Entry] = {}
+    _attach_postings(connection, rows, result)
+    return result
+
+
 def projected_settled_cash(connection: Connection, gl_account: str, currency: str,
                            day: dt.date) -> int:
     """Settled cash at the end of ``day`` as it will stand once everything known settles on

@@ -220,6 +220,7 @@ eod_runs = Table(
     Column("business_date", Date, primary_key=True),
     Column("completed_at", String(32), nullable=False),
     Column("entries_booked", Integer, nullable=False),
+    Column("head_sequence", BigInteger, nullable=False),
     Column("journal_head", Hash, nullable=False),
 )
 
