@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from zaplecze.formats.ledger_text import LEDGER_BALANCE_ARGS, ledger_account_name, parse_ledger_balances
+from zaplecze.formats.ledger_text import (
+    LEDGER_BALANCE_ARGS,
+    ledger_account_name,
+    parse_ledger_balances,
+)
 
 AS_OF = "2024-09-30"
 

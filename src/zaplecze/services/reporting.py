@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -12,7 +13,9 @@ from zaplecze.accounting.lots import LotBook, replay
 from zaplecze.reports import builders
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
-from zaplecze.trading.model import Trade
+from zaplecze.trading.model import Side, Trade
+
+_NO_PRICE = Decimal(0)  # the lot fold needs gross and commission, never the price
 
 REPORTS = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
            "stock-record", "valuation")
@@ -38,12 +41,26 @@ def lot_books(connection: Connection, as_of: dt.date) -> dict[str, LotBook]:
     m = repo.mark(connection)
     day = as_of.isoformat()
     by_account: dict[str, list[Trade]] = {}
-    rows = connection.exec_driver_sql(
-        f"SELECT t.* FROM trades t WHERE t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
-        f"cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m}) "
-        f"ORDER BY t.account, t.sequence", (day, day))
-    for row in rows:
-        by_account.setdefault(row.account, []).append(repo.trade_of(row))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(
+            f"SELECT t.trade_id, t.account, t.isin, t.side, t.quantity, t.currency, "
+            f"t.trade_date, t.gross, t.commission, t.sequence FROM trades t "
+            f"WHERE t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM cancels c "
+            f"WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})", (day, day))
+        # A sequential scan; the lot fold orders each account's trades itself.
+        sides = {"BUY": Side.BUY, "SELL": Side.SELL}
+        dates: dict[str, dt.date] = {}
+        for (trade_id, account, isin, side, quantity, currency, trade_date, gross, commission,
+             sequence) in cursor.fetchall():
+            day_of = dates.get(trade_date)
+            if day_of is None:
+                day_of = dates[trade_date] = dt.date.fromisoformat(trade_date)
+            by_account.setdefault(account, []).append(Trade(
+                trade_id, account, isin, sides[side], Decimal(quantity), _NO_PRICE, currency,
+                day_of, day_of, "", "", Decimal(gross), Decimal(commission), "", sequence))
+    finally:
+        cursor.close()
     actions = [event for event in repo.corporate_actions(connection) if event.ex_date <= as_of]
     books = {}
     for account_id, trades in by_account.items():
