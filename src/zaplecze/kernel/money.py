@@ -9,6 +9,7 @@ mode by calling ``round_half_up`` (the contract's only rounding) or ``round_down
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import cache
@@ -19,6 +20,10 @@ import iso4217
 _CONTEXT = decimal.Context(prec=60, rounding=ROUND_HALF_UP, traps=[decimal.InvalidOperation])
 
 
+# ASCII digits only: str.isdigit() would also admit '²' or Arabic-Indic digits.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)
+
+
 class NotAnExactNumber(ValueError):
     """Text that is not a plain decimal number (NaN, Infinity, exponent, thousands separator)."""
 
@@ -26,11 +31,8 @@ class NotAnExactNumber(ValueError):
 def parse_decimal(text: str) -> Decimal:
     """A contract number: digits with an optional sign and '.' point; no exponent, NaN or ','."""
     cleaned = text.strip()
-    if not cleaned:
-        raise NotAnExactNumber("empty")
-    body = cleaned[1:] if cleaned[0] in "+-" else cleaned
-    if not body or body.count(".") > 1 or not body.replace(".", "").isdigit() or body == ".":
-        raise NotAnExactNumber(f"{text!r} is not a decimal number")
+    if not _PLAIN_DECIMAL.fullmatch(cleaned):
+        raise NotAnExactNumber(f"{text!r} is not a decimal number" if cleaned else "empty")
     return Decimal(cleaned)
 
 

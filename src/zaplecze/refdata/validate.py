@@ -68,7 +68,7 @@ def instrument(values: Mapping[str, str]) -> Instrument:
     if len(issuer) != 2 or not issuer.isalpha() or not issuer.isupper():
         raise Rejected(Rule.INVALID_COUNTRY, f"issuer_country {issuer!r} is not ISO 3166 alpha-2")
     scale_text = values.get("quantity_scale", "") or "0"
-    if not scale_text.isdigit() or int(scale_text) > QUANTITY_SCALE_MAX:
+    if not (scale_text.isascii() and scale_text.isdigit()) or int(scale_text) > QUANTITY_SCALE_MAX:
         raise Rejected(Rule.INVALID_NUMBER, f"quantity_scale {scale_text!r} is not a whole "
                                             f"number from 0 to {QUANTITY_SCALE_MAX}")
     return Instrument(isin=isin, symbol=values.get("symbol", ""), name=values.get("name", ""),

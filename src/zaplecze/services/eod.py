@@ -31,7 +31,7 @@ from zaplecze.kernel.calendar import weekdays
 from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up
 from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger import accounts as gl
-from zaplecze.ledger.model import Entry, Phase, settle
+from zaplecze.ledger.model import Entry, Phase, settle, void
 from zaplecze.refdata.model import RefData
 from zaplecze.store import repo, schema
 from zaplecze.store.db import read_connection, with_retries
@@ -166,6 +166,10 @@ def _holdings(connection: Connection, event: CorporateAction,
         elif asset == event.resulting_isin:
             resulting[account_id] = amount
     pending: dict[str, list[PendingTrade]] = {}
+    # A trade cancelled on the ex date itself is, from that day on, as if never booked: it
+    # carries no entitlement. (One cancelled later did carry it; its transformation is voided
+    # with it below, and its cash entitlement is a market claim.)
+    voided_by_ex = _voided_keys(connection, event.ex_date)
     rows = connection.exec_driver_sql(
         f"SELECT e.entry_key, e.account, p.amount FROM entries e JOIN postings p "
         f"ON p.entry_sequence = e.sequence WHERE e.kind = 'TRADE' AND e.phase = 'PENDING' "
@@ -175,6 +179,9 @@ def _holdings(connection: Connection, event: CorporateAction,
         f"ORDER BY e.sequence",
         (eve.isoformat(), event.isin, "client:%", "house:%", eve.isoformat()))
     for key, account_id, amount in rows:
+        if str(key) in voided_by_ex:
+            positions[str(account_id)] = positions.get(str(account_id), 0) - int(amount)
+            continue
         pending.setdefault(str(account_id), []).append(PendingTrade(str(key), int(amount)))
     return [Holding(account_id, quantity, resulting.get(account_id, 0),
                     tuple(pending.get(account_id, ())))
@@ -187,13 +194,20 @@ def _apply_action(connection: Connection, writer: JournalWriter, event: Corporat
     holdings = _holdings(connection, event, refdata)
     entitled = 0
     records = []
-    posted_trades = _posted_keys(connection, [t.entry_key for h in holdings for t in h.pending])
+    keys = [t.entry_key for h in holdings for t in h.pending]
+    posted_trades = _posted_keys(connection, keys)
+    voided_trades = _void_dates(connection, keys)
     for holding in holdings:
         entries, entitlement = apply(event, holding, refdata)
         for entry in entries:
             writer.append(entry)
-            if entry.phase is Phase.PENDING and entry.linked_key in posted_trades:
+            if entry.phase is not Phase.PENDING:
+                continue
+            if entry.linked_key in posted_trades:
                 writer.append(settle(entry, event.ex_date))
+            elif entry.linked_key in voided_trades:  # cancelled before this day was run
+                day = max(voided_trades[entry.linked_key], event.ex_date)
+                writer.append(void(entry, day, f"trade {entry.linked_key} cancelled"))
         if entitlement is not None:
             entitled += 1
             records.append(_entitlement_record(entitlement))
@@ -202,6 +216,18 @@ def _apply_action(connection: Connection, writer: JournalWriter, event: Corporat
     connection.execute(schema.ca_applications.insert(), [{
         "event_id": event.event_id, "applied_on": event.ex_date.isoformat(),
         "accounts_entitled": entitled}])
+
+
+def _voided_keys(connection: Connection, through: dt.date) -> set[str]:
+    m = repo.mark(connection)
+    return {str(row[0]) for row in connection.exec_driver_sql(
+        f"SELECT target_key FROM entries WHERE phase = 'VOID' AND business_date <= {m}",
+        (through.isoformat(),))}
+
+
+def _void_dates(connection: Connection, keys: list[str]) -> dict[str, dt.date]:
+    found = repo.entries_by_key(connection, [f"void:{key}" for key in keys])
+    return {entry.target_key: entry.business_date for entry in found.values()}
 
 
 def _posted_keys(connection: Connection, keys: list[str]) -> set[str]:
