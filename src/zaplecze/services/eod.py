@@ -59,13 +59,19 @@ class PositionFold:
 
     def __init__(self) -> None:
         self.balances: dict[tuple[str, str], int] = {}
+        self.prices: dict[str, tuple[str, Decimal]] = {}  # isin -> (date, latest close)
         self.day: dt.date | None = None
 
     def advance(self, connection: Connection, day: dt.date) -> None:
+        m = repo.mark(connection)
+        since = self.day.isoformat() if self.day else "0000-00-00"
+        for isin, price_date, close in connection.exec_driver_sql(
+                f"SELECT isin, business_date, close FROM prices WHERE business_date > {m} AND "
+                f"business_date <= {m} ORDER BY business_date", (since, day.isoformat())):
+            self.prices[str(isin)] = (str(price_date), Decimal(close))
         if self.day is None:
             self.balances = repo.balances_as_of(connection, day, "trade", ("client", "house"))
         else:
-            m = repo.mark(connection)
             for account, asset, amount in connection.exec_driver_sql(
                     f"SELECT gl_account, asset, amount FROM postings WHERE business_date > {m} "
                     f"AND business_date <= {m} AND basis IN ('B', 'T') AND "
@@ -267,37 +273,44 @@ def _credit_cash(connection: Connection, writer: JournalWriter, day: dt.date,
 
 def _value(connection: Connection, day: dt.date, fold: PositionFold,
            refdata: RefData) -> int:
-    m = repo.mark(connection)
-    prices: dict[str, Decimal] = {}
-    for isin, close in connection.exec_driver_sql(
-            f"SELECT p.isin, p.close FROM prices p WHERE p.business_date = (SELECT "
-            f"MAX(q.business_date) FROM prices q WHERE q.isin = p.isin AND "
-            f"q.business_date <= {m})", (day.isoformat(),)):
-        prices[str(isin)] = Decimal(close)
-    totals: dict[tuple[str, str], list[object]] = {}
+    """Each account's positions at the latest close on or before ``day``, per currency."""
+    values: dict[tuple[str, str], Decimal] = {}
+    counts: dict[tuple[str, str], list[int]] = {}  # [positions, without a price]
     for (account, asset), amount in fold.balances.items():
         instrument = refdata.instruments.get(asset)
+        if instrument is None or amount == 0:
+            continue
         account_id = gl.account_id_of(account)
-        if instrument is None or account_id is None or amount == 0:
+        if account_id is None:
             continue
         key = (account_id, instrument.currency)
-        slot = totals.setdefault(key, [Decimal(0), 0, 0])
-        price = prices.get(asset)
-        slot[1] = int(str(slot[1])) + 1
+        count = counts.setdefault(key, [0, 0])
+        count[0] += 1
+        price = fold.prices.get(asset)
         if price is None:
-            slot[2] = int(str(slot[2])) + 1
+            count[1] += 1
             continue
-        quantity = decimal_of(amount, instrument.quantity_scale)
-        value = Decimal(str(slot[0])) + quantity * price
-        slot[0] = value
+        values[key] = values.get(key, Decimal(0)) + decimal_of(
+            amount, instrument.quantity_scale) * price[1]
     records = [{"business_date": day.isoformat(), "account": account, "currency": currency,
-                "market_value": str(round_half_up(Decimal(str(v[0])),
+                "market_value": str(round_half_up(values.get((account, currency), Decimal(0)),
                                                   currency_scale(currency))),
-                "positions": v[1], "unpriced": v[2]}
-               for (account, currency), v in sorted(totals.items())]
+                "positions": count[0], "unpriced": count[1]}
+               for (account, currency), count in sorted(counts.items())]
     if records:
-        connection.execute(schema.valuations.insert(), records)
+        _bulk_insert(connection, "valuations", records)
     return len(records)
+
+
+def _bulk_insert(connection: Connection, table: str, records: list[dict[str, object]]) -> None:
+    columns = list(records[0])
+    marks = ", ".join([repo.mark(connection)] * len(columns))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                           [tuple(record[c] for c in columns) for record in records])
+    finally:
+        cursor.close()
 
 
 def _check_day(connection: Connection, day: dt.date) -> None:
