@@ -52,8 +52,13 @@ class Entitlement:
     withholding: Decimal
     net: Decimal
     currency: str
-    pay_date: dt.date
+    pay_date: dt.date  # the event's pay date, as reported
     new_quantity: Decimal = Decimal(0)  # resulting-security quantity credited
+    credit_date: dt.date | None = None  # when the cash is booked: pay date, never before ex
+
+    @property
+    def cash_date(self) -> dt.date:
+        return self.credit_date or self.pay_date
 
 
 def _truncate(value: Fraction) -> int:
@@ -90,7 +95,8 @@ def _dividend(event: CorporateAction, holding: Holding, refdata: RefData) -> Ent
     rate = refdata.withholding_rate(instrument.issuer_country, account.tax_residence)
     withholding = round_half_up(gross * rate, scale)
     return Entitlement(event.event_id, holding.account, event.kind, event.isin, quantity, gross,
-                       withholding, gross - withholding, event.currency, event.cash_date)
+                       withholding, gross - withholding, event.currency, event.pay_date,
+                       credit_date=event.cash_date)
 
 
 def _ratio_event(event: CorporateAction, holding: Holding, refdata: RefData,
@@ -113,7 +119,14 @@ def _ratio_event(event: CorporateAction, holding: Holding, refdata: RefData,
     settled_new = delta_total
     settled_old = -holding.quantity if event.kind is CaKind.MERGER else 0
     for trade in holding.pending:
-        moves = [(event.resulting_isin, _truncate(Fraction(trade.quantity) * factor))]
+        if event.resulting_isin == event.isin:
+            # The pending trade becomes its whole transformed quantity, cut toward zero: the
+            # change is that less the trade (cutting the change itself would round a reverse
+            # split's negative change away from zero).
+            change = _truncate(Fraction(trade.quantity) * (1 + factor)) - trade.quantity
+        else:
+            change = _truncate(Fraction(trade.quantity) * factor)
+        moves = [(event.resulting_isin, change)]
         if event.kind is CaKind.MERGER:
             moves.append((event.isin, -trade.quantity))
             settled_old += trade.quantity
@@ -128,8 +141,9 @@ def _ratio_event(event: CorporateAction, holding: Holding, refdata: RefData,
                              currency_scale(new.currency))
     entitlement = Entitlement(event.event_id, holding.account, event.kind, event.isin,
                               decimal_of(holding.quantity, old.quantity_scale), cash,
-                              Decimal(0), cash, new.currency, event.cash_date,
-                              new_quantity=decimal_of(delta_total, new.quantity_scale))
+                              Decimal(0), cash, new.currency, event.pay_date,
+                              new_quantity=decimal_of(delta_total, new.quantity_scale),
+                              credit_date=event.cash_date)
     return entries, entitlement
 
 
@@ -176,7 +190,8 @@ def _cash_merger(event: CorporateAction, holding: Holding, refdata: RefData,
     quantity = decimal_of(holding.quantity, instrument.quantity_scale)
     proceeds = round_half_up(quantity * event.amount, currency_scale(event.currency))
     return entries, Entitlement(event.event_id, holding.account, event.kind, event.isin, quantity,
-                                proceeds, Decimal(0), proceeds, event.currency, event.cash_date)
+                                proceeds, Decimal(0), proceeds, event.currency, event.pay_date,
+                                credit_date=event.cash_date)
 
 
 def cash_entry(entitlement: Entitlement, refdata: RefData) -> Entry | None:
@@ -193,7 +208,7 @@ def cash_entry(entitlement: Entitlement, refdata: RefData) -> Entry | None:
         postings.append(Posting(accounts.WITHHOLDING_TAX, entitlement.currency, withheld))
     return Entry(key=f"ca-cash:{entitlement.event_id}:{entitlement.account}",
                  kind=EntryKind.CORPORATE_ACTION_CASH, phase=Phase.POSTED,
-                 business_date=entitlement.pay_date, postings=tuple(postings),
+                 business_date=entitlement.cash_date, postings=tuple(postings),
                  ref=entitlement.event_id, account=entitlement.account,
                  memo=f"{entitlement.kind.value} cash {entitlement.isin}")
 

@@ -28,7 +28,7 @@ from zaplecze.corporate_actions.apply import (
 )
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.calendar import weekdays
-from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up
+from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up, units
 from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, Phase, settle, void
@@ -149,6 +149,34 @@ def _settle_due(connection: Connection, writer: JournalWriter, day: dt.date) -> 
     return len(due)
 
 
+def projected_action_cash(connection: Connection, account_id: str, currency: str,
+                          day: dt.date, refdata: RefData) -> int:
+    """Corporate-action cash the account will have received by the end of ``day`` that is not
+    booked yet: entitlements computed but not credited, and events not yet applied, projected
+    from the journal as it stands (what a withdrawal decided at load must count)."""
+    m = repo.mark(connection)
+    scale = currency_scale(currency)
+    total = Decimal(0)
+    for (net,) in connection.exec_driver_sql(
+            f"SELECT n.net FROM entitlements n WHERE n.account = {m} AND n.currency = {m} AND "
+            f"n.credit_date <= {m} AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.kind = "
+            f"'CORPORATE_ACTION_CASH' AND e.ref = n.event_id AND e.account = n.account)",
+            (account_id, currency, day.isoformat())):
+        total += Decimal(net)
+    applied = {str(row[0]) for row in connection.exec_driver_sql(
+        "SELECT event_id FROM ca_applications")}
+    for event in repo.corporate_actions(connection):
+        if event.event_id in applied or event.cash_date > day:
+            continue
+        for holding in holdings(connection, event, refdata):
+            if holding.account != account_id:
+                continue
+            _, entitlement = apply(event, holding, refdata)
+            if entitlement is not None and entitlement.currency == currency:
+                total += entitlement.net
+    return units(round_half_up(total, scale), scale)
+
+
 def _due_actions(connection: Connection, day: dt.date) -> list[CorporateAction]:
     applied = {row[0] for row in connection.exec_driver_sql(
         "SELECT event_id FROM ca_applications")}
@@ -156,7 +184,7 @@ def _due_actions(connection: Connection, day: dt.date) -> list[CorporateAction]:
             if event.ex_date <= day and event.event_id not in applied]
 
 
-def _holdings(connection: Connection, event: CorporateAction,
+def holdings(connection: Connection, event: CorporateAction,
               refdata: RefData) -> list[Holding]:
     eve = event.ex_date - dt.timedelta(days=1)
     m = repo.mark(connection)
@@ -171,24 +199,43 @@ def _holdings(connection: Connection, event: CorporateAction,
             positions[account_id] = amount
         elif asset == event.resulting_isin:
             resulting[account_id] = amount
+    # Events already applied on this same ex date (file order) count: the second of two
+    # events on one day sees the first one's result.
+    owners = ("client:%", "house:%")
+    for account, asset, amount in connection.exec_driver_sql(
+            f"SELECT p.gl_account, p.asset, SUM(p.amount) FROM entries e JOIN postings p "
+            f"ON p.entry_sequence = e.sequence WHERE e.kind IN ('CORPORATE_ACTION', "
+            f"'TRANSFORMATION') AND e.business_date = {m} AND p.basis IN ('B', 'T') "
+            f"AND p.asset IN ({m}, {m}) AND (p.gl_account LIKE {m} OR p.gl_account LIKE {m}) "
+            f"GROUP BY p.gl_account, p.asset",
+            (event.ex_date.isoformat(), event.isin, event.resulting_isin, *owners)):
+        account_id = gl.account_id_of(str(account))
+        if account_id is None:
+            continue
+        target = positions if asset == event.isin else resulting
+        target[account_id] = target.get(account_id, 0) + int(amount)
     pending: dict[str, list[PendingTrade]] = {}
     # A trade cancelled on the ex date itself is, from that day on, as if never booked: it
     # carries no entitlement. (One cancelled later did carry it; its transformation is voided
     # with it below, and its cash entitlement is a market claim.)
     voided_by_ex = _voided_keys(connection, event.ex_date)
+    # Each trade pending across the ex date, with what its transformations so far made of it.
     rows = connection.exec_driver_sql(
-        f"SELECT e.entry_key, e.account, p.amount FROM entries e JOIN postings p "
-        f"ON p.entry_sequence = e.sequence WHERE e.kind = 'TRADE' AND e.phase = 'PENDING' "
-        f"AND e.business_date <= {m} AND p.asset = {m} AND "
-        f"(p.gl_account LIKE {m} OR p.gl_account LIKE {m}) AND NOT EXISTS "
-        f"(SELECT 1 FROM entries x WHERE x.target_key = e.entry_key AND x.business_date <= {m}) "
-        f"ORDER BY e.sequence",
-        (eve.isoformat(), event.isin, "client:%", "house:%", eve.isoformat()))
+        f"SELECT t.trade_key, t.account, SUM(p.amount) FROM (SELECT e.sequence, e.account, "
+        f"CASE WHEN e.kind = 'TRADE' THEN e.entry_key ELSE e.linked_key END AS trade_key "
+        f"FROM entries e WHERE e.phase = 'PENDING' AND ((e.kind = 'TRADE' AND "
+        f"e.business_date <= {m}) OR (e.kind = 'TRANSFORMATION' AND e.business_date <= {m}))"
+        f") t JOIN postings p ON p.entry_sequence = t.sequence WHERE p.asset = {m} AND "
+        f"(p.gl_account LIKE {m} OR p.gl_account LIKE {m}) AND NOT EXISTS (SELECT 1 FROM "
+        f"entries x WHERE x.target_key = t.trade_key AND x.business_date <= {m}) "
+        f"GROUP BY t.trade_key, t.account ORDER BY MIN(t.sequence)",
+        (eve.isoformat(), event.ex_date.isoformat(), event.isin, *owners, eve.isoformat()))
     for key, account_id, amount in rows:
         if str(key) in voided_by_ex:
             positions[str(account_id)] = positions.get(str(account_id), 0) - int(amount)
             continue
-        pending.setdefault(str(account_id), []).append(PendingTrade(str(key), int(amount)))
+        if int(amount):
+            pending.setdefault(str(account_id), []).append(PendingTrade(str(key), int(amount)))
     return [Holding(account_id, quantity, resulting.get(account_id, 0),
                     tuple(pending.get(account_id, ())))
             for account_id, quantity in sorted(positions.items()) if account_id in
@@ -197,13 +244,13 @@ def _holdings(connection: Connection, event: CorporateAction,
 
 def _apply_action(connection: Connection, writer: JournalWriter, event: CorporateAction,
                   refdata: RefData) -> None:
-    holdings = _holdings(connection, event, refdata)
+    entitled_holdings = holdings(connection, event, refdata)
     entitled = 0
     records = []
-    keys = [t.entry_key for h in holdings for t in h.pending]
+    keys = [t.entry_key for h in entitled_holdings for t in h.pending]
     posted_trades = _posted_keys(connection, keys)
     voided_trades = _void_dates(connection, keys)
-    for holding in holdings:
+    for holding in entitled_holdings:
         entries, entitlement = apply(event, holding, refdata)
         for entry in entries:
             writer.append(entry)
@@ -247,23 +294,25 @@ def _entitlement_record(entitlement: Entitlement) -> dict[str, object]:
             "quantity": str(entitlement.quantity), "new_quantity": str(entitlement.new_quantity),
             "gross": str(entitlement.gross), "withholding": str(entitlement.withholding),
             "net": str(entitlement.net), "currency": entitlement.currency,
-            "pay_date": entitlement.pay_date.isoformat()}
+            "pay_date": entitlement.pay_date.isoformat(),
+            "credit_date": entitlement.cash_date.isoformat()}
 
 
 def _credit_cash(connection: Connection, writer: JournalWriter, day: dt.date,
                  refdata: RefData) -> int:
     m = repo.mark(connection)
     rows = connection.exec_driver_sql(
-        f"SELECT * FROM entitlements n WHERE n.pay_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
+        f"SELECT * FROM entitlements n WHERE n.credit_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
         f"entries e WHERE e.kind = 'CORPORATE_ACTION_CASH' AND e.ref = n.event_id AND "
-        f"e.account = n.account) ORDER BY n.pay_date, n.event_id, n.account",
+        f"e.account = n.account) ORDER BY n.credit_date, n.event_id, n.account",
         (day.isoformat(),)).all()
     credited = 0
     for row in rows:
         entitlement = Entitlement(
             row.event_id, row.account, CaKind(row.kind), row.isin, Decimal(row.quantity),
             Decimal(row.gross), Decimal(row.withholding), Decimal(row.net), row.currency,
-            dt.date.fromisoformat(row.pay_date), Decimal(row.new_quantity))
+            dt.date.fromisoformat(row.pay_date), Decimal(row.new_quantity),
+            dt.date.fromisoformat(row.credit_date))
         entry = cash_entry(entitlement, refdata)
         if entry is not None:
             writer.append(entry)

@@ -28,6 +28,7 @@ from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, void
 from zaplecze.refdata import validate as refcheck
 from zaplecze.refdata.model import RefData
+from zaplecze.services.eod import projected_action_cash
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection, with_retries
 from zaplecze.store.journal import JournalWriter
@@ -356,6 +357,8 @@ class Loader:
         scale = currency_scale(movement.currency)
         settled = repo.projected_settled_cash(connection, owner, movement.currency,
                                               movement.value_date)
+        settled += projected_action_cash(connection, account.account, movement.currency,
+                                         movement.value_date, self.refdata)
         wanted = -units(movement.amount, scale)
         if wanted > settled:
             problem = Problem(Rule.INSUFFICIENT_SETTLED_CASH,

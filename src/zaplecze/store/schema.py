@@ -200,6 +200,7 @@ entitlements = Table(
     Column("net", Text, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("pay_date", Date, nullable=False),
+    Column("credit_date", Date, nullable=False),
 )
 
 rejections = Table(
