@@ -7,3 +7,4 @@ FIELD_CHARS_MAX = 256  # characters in one CSV field
 SERIALIZABLE_RETRIES_MAX = 5  # PostgreSQL serialization failures retried per transaction
 QUANTITY_SCALE_MAX = 8  # decimals an instrument's quantity may declare
 FIX_MESSAGE_BYTES_MAX = 65_536
+SQLITE_CACHE_KIB = 131_072  # SQLite page cache per connection
