@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from zaplecze.kernel.limits import FIELD_CHARS_MAX
 from zaplecze.kernel.problems import Problem, Rule
@@ -55,7 +55,7 @@ class CsvReader:
     read at all (wrong field count, an oversized field); blank lines are skipped.
     """
 
-    def __init__(self, stream: TextIO, stem: str) -> None:
+    def __init__(self, stream: Iterable[str], stem: str) -> None:
         self.stem = stem
         self.name = f"{stem}.csv"
         self.fatal: Problem | None = None
@@ -64,6 +64,10 @@ class CsvReader:
         required, optional = COLUMNS[stem]
         try:
             self.header = [name.strip().lstrip("\ufeff") for name in next(self._reader)]
+            if self.header and self.header[0].startswith(UNDECODABLE):
+                self.fatal = Problem(Rule.UNREADABLE_FILE, "the header is not UTF-8: save the "
+                                     "file as UTF-8", self.name, 1)
+                return
         except StopIteration:
             self.header = []
             self.fatal = Problem(Rule.MISSING_REQUIRED_COLUMN,
@@ -100,6 +104,11 @@ class CsvReader:
             previous_end = reader.line_num
             if not fields or all(not field.strip() for field in fields):
                 continue  # blank or trailing empty line
+            if fields[0].startswith(UNDECODABLE):
+                yield Problem(Rule.UNREADABLE_FILE,
+                              f"not UTF-8 (byte {fields[0][len(UNDECODABLE):]} of the line): "
+                              f"save the file as UTF-8", self.name, line)
+                continue
             if len(fields) > width and any(field.strip() for field in fields[width:]):
                 yield Problem(Rule.WRONG_FIELD_COUNT,
                               f"{len(fields)} fields, the header has {width}", self.name, line)
@@ -113,10 +122,26 @@ class CsvReader:
                              for i, name in names if name})
 
 
-def open_book_file(path: Path) -> tuple[TextIO, CsvReader]:
+UNDECODABLE = "\x00undecodable:"  # stands in for a line that is not UTF-8
+
+
+def _decoded_lines(binary: BinaryIO) -> Iterator[str]:
+    """The file's physical lines as text, one at a time, so that a byte that is not UTF-8
+    rejects its own line (located) and never the rows around it."""
+    first = True
+    for raw in binary:
+        try:
+            text = raw.decode("utf-8-sig" if first else "utf-8")
+        except UnicodeDecodeError as error:
+            text = f"{UNDECODABLE}{error.start + 1}\n"
+        first = False
+        yield text
+
+
+def open_book_file(path: Path) -> tuple[BinaryIO, CsvReader]:
     """Open ``path`` (UTF-8, with or without a byte-order mark) for lazy reading."""
-    stream = path.open("r", encoding="utf-8-sig", newline="")
-    return stream, CsvReader(stream, path.stem)
+    stream = path.open("rb")
+    return stream, CsvReader(_decoded_lines(stream), path.stem)
 
 
 def read_text(text: str, stem: str) -> CsvReader:

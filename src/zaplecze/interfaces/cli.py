@@ -286,9 +286,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: {error}", file=sys.stderr)
         code = 2
     except Exception as error:
+        import sqlite3
+
         from sqlalchemy.exc import SQLAlchemyError
 
-        if not isinstance(error, SQLAlchemyError):
+        driver_error = isinstance(error, sqlite3.Error) or hasattr(error, "sqlstate")
+        if not isinstance(error, SQLAlchemyError) and not driver_error:
             raise
         text = str(getattr(error, "orig", error)).strip().splitlines()
         print(f"error: the database refused the command: {text[0] if text else error}; "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from zaplecze.ledger.chain import GENESIS, entry_hash
-from zaplecze.ledger.model import Posting
+from zaplecze.ledger.model import BASIS_OF_PHASE, Phase, Posting
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
 
@@ -35,17 +35,26 @@ def verify(engine: Engine, expected_head: str | None = None, problem_limit: int 
     with read_connection(engine) as connection:
         entries = connection.exec_driver_sql("SELECT * FROM entries ORDER BY sequence")
         postings = _postings(connection.exec_driver_sql(
-            "SELECT entry_sequence, gl_account, asset, amount FROM postings "
-            "ORDER BY entry_sequence, line"))
+            "SELECT entry_sequence, gl_account, asset, amount, basis, business_date "
+            "FROM postings ORDER BY entry_sequence, line"))
         current = next(postings, None)
         for row in entries:
             own: list[Posting] = []
             while current is not None and current[0] < row.sequence:
                 result.problems.append(f"postings of entry {current[0]} have no entry")
                 current = next(postings, None)
+            misplaced = False
+            basis = BASIS_OF_PHASE[Phase(row.phase)].value if row.phase in Phase.__members__ \
+                else ""
             while current is not None and current[0] == row.sequence:
                 own.append(current[1])
+                # The basis and date a posting counts on are copies of its entry's phase and
+                # date (kept for the folds); a copy that disagrees was moved behind our back.
+                misplaced |= current[2] != basis or current[3] != row.business_date
                 current = next(postings, None)
+            if misplaced:
+                result.problems.append(f"entry {row.sequence} ({row.entry_key}): a posting's "
+                                       f"basis or date no longer matches its entry")
             entry = repo.entry_of(row, tuple(own))
             if row.sequence != expected_sequence:
                 result.problems.append(f"entry {row.entry_key}: sequence {row.sequence} where "
@@ -72,9 +81,9 @@ def verify(engine: Engine, expected_head: str | None = None, problem_limit: int 
     return result
 
 
-def _postings(rows: object) -> Iterator[tuple[int, Posting]]:
-    for sequence, account, asset, amount in rows:  # type: ignore[attr-defined]
-        yield int(sequence), Posting(str(account), str(asset), int(amount))
+def _postings(rows: object) -> Iterator[tuple[int, Posting, str, str]]:
+    for sequence, account, asset, amount, basis, day in rows:  # type: ignore[attr-defined]
+        yield int(sequence), Posting(str(account), str(asset), int(amount)), str(basis), str(day)
 
 
 def _check_head(expected_head: str, seen: dict[int, str], result: AuditResult) -> None:

@@ -37,6 +37,8 @@ from zaplecze.trading.booking import book_cash, book_trade, trade_key
 from zaplecze.trading.model import Cancel, CashKind, CashMovement, Trade
 
 Progress = Callable[[str, int], None]
+# A withdrawal another, concurrent load booked first: nothing to do, not a rejection.
+_ALREADY_BOOKED = Problem(Rule.CONFLICTING_DUPLICATE_ID, "already booked")
 
 
 @dataclass
@@ -102,6 +104,7 @@ class Loader:
                 self.report.fatal = Problem(Rule.MISSING_REQUIRED_FILE,
                                             f"{stem}.csv is required on the first load of a "
                                             f"book", f"{stem}.csv", None)
+                self._keep(self.report.fatal)
                 return self.report
         for stem in LOAD_ORDER:
             path = folder / f"{stem}.csv"
@@ -112,6 +115,7 @@ class Loader:
                 self.report.warnings += reader.warnings
                 if reader.fatal is not None:
                     self.report.rejected.append(reader.fatal)
+                    self._keep(reader.fatal)
                     continue
                 self._load_file(stem, reader)
             if stem == "withholding" or stem == "fees" or stem == "accounts":
@@ -120,6 +124,12 @@ class Loader:
                 self.calendar = self._calendar()
         self._decide_withdrawals()
         return self.report
+
+    def _keep(self, problem: Problem) -> None:
+        """A whole-file problem is kept for operators like any rejected row."""
+        def work(connection: Connection) -> None:
+            _record_rejections(connection, [problem], {})
+        with_retries(self.engine, work)
 
     def _snapshot(self) -> RefData:
         with read_connection(self.engine) as connection:
@@ -344,7 +354,9 @@ class Loader:
                 return self._withdraw(connection, movement, row)
 
             problem = with_retries(self.engine, work)
-            if problem is not None:
+            if problem is _ALREADY_BOOKED:
+                self.report.count(self.report.unchanged, "cash.csv")
+            elif problem is not None:
                 self.report.rejected.append(problem)
             else:
                 self.report.count(self.report.booked, "cash.csv")
@@ -352,6 +364,18 @@ class Loader:
 
     def _withdraw(self, connection: Connection, movement: CashMovement,
                   row: Row) -> Problem | None:
+        # Another load may have decided this very movement since this one read the file.
+        decided = _stored_cash(connection, [movement.movement_id]).get(movement.movement_id)
+        if decided is not None:
+            if decided[1] != movement.content_hash:
+                return Problem(Rule.CONFLICTING_DUPLICATE_ID,
+                               f"movement_id {movement.movement_id} was loaded before with "
+                               f"other content", "cash.csv", row.line)
+            if decided[0] == 0:
+                return _ALREADY_BOOKED
+            return Problem(Rule.INSUFFICIENT_SETTLED_CASH,
+                           f"movement_id {movement.movement_id} was refused when first "
+                           f"loaded; the decision is final", "cash.csv", row.line)
         account = self.refdata.accounts[movement.account]
         owner = gl.owner(account.account, account.kind)
         scale = currency_scale(movement.currency)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from zaplecze.kernel.limits import SERIALIZABLE_RETRIES_MAX, SQLITE_CACHE_KIB
 from zaplecze.kernel.problems import BookError
@@ -68,8 +68,11 @@ def _sqlite_pragmas(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _is_retryable(error: DBAPIError) -> bool:
-    code = getattr(error.orig, "sqlstate", None)
+def _is_retryable(error: Exception) -> bool:
+    """A serialization failure or a deadlock, raised through SQLAlchemy or straight from the
+    driver (the bulk paths use the driver's cursor)."""
+    code = getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate",
+                                                       None)
     return code in ("40001", "40P01")
 
 
@@ -77,10 +80,20 @@ def _is_retryable(error: DBAPIError) -> bool:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction for one business event or batch; the journal lock held throughout."""
     if is_postgres(engine):
-        serializable = engine.connect().execution_options(isolation_level="SERIALIZABLE")
-        with serializable as connection, connection.begin():
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({JOURNAL_LOCK_ID})")
-            yield connection
+        with engine.connect() as connection:
+            # Take the journal lock first, in a transaction of its own, so the SERIALIZABLE
+            # transaction below takes its snapshot only once the lock is held (a snapshot taken
+            # while waiting would be stale and fail to serialize).
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({JOURNAL_LOCK_ID})")
+            connection.commit()
+            try:
+                connection.execution_options(isolation_level="SERIALIZABLE")
+                with connection.begin():
+                    yield connection
+            finally:
+                connection.rollback()
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({JOURNAL_LOCK_ID})")
+                connection.commit()
         return
     with engine.connect() as connection, connection.begin():
         yield connection
@@ -94,7 +107,7 @@ def with_retries(engine: Engine, work: Callable[[Connection], T]) -> T:
         try:
             with write_transaction(engine) as connection:
                 return work(connection)
-        except DBAPIError as error:
+        except Exception as error:
             if not _is_retryable(error) or attempt >= SERIALIZABLE_RETRIES_MAX:
                 raise
             attempt += 1

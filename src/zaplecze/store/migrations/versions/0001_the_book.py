@@ -28,6 +28,17 @@ SQLITE_GUARDS = [
     f"CREATE TRIGGER {table}_append_only_{verb.lower()} BEFORE {verb} ON {table} "
     f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: correct by a reversing entry'); END"
     for table in ("entries", "postings") for verb in ("UPDATE", "DELETE")
+] + [
+    # INSERT OR REPLACE would delete the stored row without firing the DELETE trigger (SQLite
+    # fires it only with recursive_triggers on): refuse an insert onto an existing key.
+    "CREATE TRIGGER entries_append_only_replace BEFORE INSERT ON entries WHEN "
+    "EXISTS (SELECT 1 FROM entries WHERE sequence = NEW.sequence) OR "
+    "EXISTS (SELECT 1 FROM entries WHERE entry_key = NEW.entry_key) "
+    "BEGIN SELECT RAISE(ABORT, 'entries are append-only: this key is taken'); END",
+    "CREATE TRIGGER postings_append_only_replace BEFORE INSERT ON postings WHEN "
+    "EXISTS (SELECT 1 FROM postings WHERE entry_sequence = NEW.entry_sequence "
+    "AND line = NEW.line) "
+    "BEGIN SELECT RAISE(ABORT, 'postings are append-only: this key is taken'); END",
 ]
 
 POSTGRES_GUARDS = [
