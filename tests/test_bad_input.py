@@ -456,14 +456,14 @@ def test_a_bad_row_is_located_kept_and_the_good_rows_beside_it_are_booked(
         done = zaplecze(url, "load", str(write_folder(tmp_path / "book", case.files)))
         assert "Traceback" not in done.stderr, done.stderr
         assert done.returncode == 1, done
-        if case.line is None:  # the whole folder is refused: there is no row to list
+        if case.line is None:  # the whole folder is refused: an error, not a rejected row
             assert done.stdout == ""
             assert done.stderr.startswith(f"error: {case.file}: {case.rule.value}: "), done
         else:
             assert printed_rejections(done) == [(case.file, case.line, case.rule.value)], done
-            report = zaplecze(url, "report", "rejected", "--format", "json")
-            kept = [(row["file"], row["line"], row["reason"]) for row in json.loads(report.stdout)]
-            assert kept == [(case.file, case.line, case.rule.value)], "not kept for the operator"
+        report = zaplecze(url, "report", "rejected", "--format", "json")
+        kept = [(row["file"], row["line"], row["reason"]) for row in json.loads(report.stdout)]
+        assert kept == [(case.file, case.line, case.rule.value)], "not kept for the operator"
         booked = present(url, case.good + case.bad)
         assert booked == {**dict.fromkeys(names(case.good), True),
                           **dict.fromkeys(names(case.bad), False)}

@@ -61,6 +61,7 @@ FIRST_DAY, LAST_DAY = book_period(SHAPE)
 # The fast tier's end of day covers two weeks (10 business days); the deep tier the whole book.
 EOD_THROUGH = LAST_DAY if DEEP else FIRST_DAY + dt.timedelta(days=11)
 STARTUP_SECONDS = 0.6  # a `zaplecze` process before it starts to work
+RESCAN_SHARE = 0.15  # re-reading booked rows, as a share of booking them
 # The reference-data files of the generated book, in load order, with their tables.
 FILE_TABLES = (("instruments.csv", "instruments"), ("accounts.csv", "accounts"),
                ("fees.csv", "fee_rules"), ("withholding.csv", "withholding_rates"),
@@ -374,13 +375,15 @@ def reports(url: str, day: dt.date, names: tuple[str, ...]) -> dict[str, Any]:
 @dataclass
 class Kill:
     command: str
+    target: float  # where in the whole run it was aimed (0..1)
     delay: float
-    killed: bool  # False: the command ended on its own before the delay ran out
+    killed: bool = False  # False: the command ended on its own before the delay ran out
     state: str = ""
 
     def __str__(self) -> str:
         what = "killed" if self.killed else "ended before the kill"
-        return f"{self.command} {what} after {self.delay:.2f}s -> {self.state}"
+        return (f"{self.command} aimed at {self.target:.0%}, {what} after {self.delay:.2f}s "
+                f"-> {self.state}")
 
 
 def run_and_kill(url: str, args: list[str], delay: float, log: Path) -> bool:
@@ -400,6 +403,24 @@ def run_and_kill(url: str, args: list[str], delay: float, log: Path) -> bool:
     assert process.returncode == 0, (f"zaplecze {' '.join(args)} failed on its own "
                                      f"(seed {SEED}):\n{log.read_text()}")
     return False
+
+
+def kill_points(rng: random.Random, count: int) -> list[float]:
+    """Where in the whole run (0: start, 1: end) each of a chain's kills should land; not in
+    the last tenth, where a run on a faster moment could end before its kill."""
+    return sorted(rng.uniform(0.0, 0.9) for _ in range(count))
+
+
+def aim(rng: random.Random, command: str, target: float, done: float, seconds: float,
+        rescan_share: float) -> Kill:
+    """A kill of a re-run near ``target`` of the whole run when ``done`` of it is in already:
+    its delay is the interpreter's start, the re-reading of what is booked, then the rest at the
+    pace of the uninterrupted run (``seconds``)."""
+    if target <= done:
+        target = rng.uniform(done, max(done, 0.9))
+    work = max(seconds - STARTUP_SECONDS, 0.5)
+    return Kill(command, target,
+                STARTUP_SECONDS + done * rescan_share * work + (target - done) * work)
 
 
 @dataclass
@@ -471,27 +492,25 @@ def test_kill_9_during_load_then_load_again(book_url: str, chain: int, big_book:
     rng = random.Random(f"{SEED}/{kind}/load/{chain}")
     run_cli(book_url, "init", check=True)
     kills: list[Kill] = []
-    trades = 0
-    for number in range(KILLS_PER_CHAIN):
-        remaining = 1 - trades / len(big_book.new_ids)
-        budget = STARTUP_SECONDS + (reference.seconds - STARTUP_SECONDS) * remaining
-        kill = Kill("load", rng.uniform(0.05, 0.95) * budget, False)
+    done = 0.0  # the share of the trades booked so far
+    for number, target in enumerate(kill_points(rng, KILLS_PER_CHAIN)):
+        kill = aim(rng, "load", target, done, reference.seconds, RESCAN_SHARE)
         kill.killed = run_and_kill(book_url, ["load", str(big_book.folder)], kill.delay,
                                    tmp_path / f"load-{number}.log")
         wait_until_alone(book_url)
         state, problems = check_book(book_url, big_book)
         kill.state = str(state)
         kills.append(kill)
-        trades = state.trades
+        done = state.trades / len(big_book.new_ids)
         assert not problems, f"seed {SEED}; {'; '.join(map(str, kills))}:\n" + "\n".join(problems)
     print(f"\n{kind} load chain {chain} (seed {SEED}, reference {reference.seconds:.1f}s):\n  "
           + "\n  ".join(map(str, kills)))
     assert any(kill.killed for kill in kills), f"no kill landed while loading: {kills}"
 
-    done = run_cli(book_url, "load", str(big_book.folder))
+    finished = run_cli(book_url, "load", str(big_book.folder))
     context = f"seed {SEED}; {'; '.join(map(str, kills))}"
-    assert done.returncode == 0, f"{context}\n{done.stdout}{done.stderr}"
-    assert "rejected" not in done.stdout, done.stdout
+    assert finished.returncode == 0, f"{context}\n{finished.stdout}{finished.stderr}"
+    assert "rejected" not in finished.stdout, finished.stdout
     state, problems = check_book(book_url, big_book, complete=True)
     assert not problems, f"{context}:\n" + "\n".join(problems)
     assert state.trades == len(big_book.new_ids) == len({t for t, _ in big_book.trade_rows})
@@ -514,10 +533,8 @@ def test_kill_9_during_eod_then_eod_again(book_url: str, run: int, references: R
     rng = random.Random(f"{SEED}/{kind}/eod/{run}")
     kills: list[Kill] = []
     done_days = 0
-    for number in range(EOD_KILLS_PER_RUN):
-        budget = STARTUP_SECONDS + (uninterrupted.seconds - STARTUP_SECONDS) * (
-            1 - done_days / len(days))
-        kill = Kill("eod", rng.uniform(0.05, 0.95) * budget, False)
+    for number, target in enumerate(kill_points(rng, EOD_KILLS_PER_RUN)):
+        kill = aim(rng, "eod", target, done_days / len(days), uninterrupted.seconds, 0.0)
         kill.killed = run_and_kill(book_url, ["eod", "--through", EOD_THROUGH.isoformat()],
                                    kill.delay, tmp_path / f"eod-{number}.log")
         wait_until_alone(book_url)
