@@ -146,9 +146,15 @@ def cmd_load(args: argparse.Namespace) -> int:
     if report.fatal is not None:
         print(f"error: {report.fatal}", file=sys.stderr)
         return 1
+    return _print_load_report(report, args.folder)
+
+
+def _print_load_report(report: Any, source: Path) -> int:
+    """One line per rejected row on stdout, a summary on stderr; exit 1 if anything was
+    rejected."""
     for problem in sorted(report.rejected, key=lambda p: (p.source, p.line or 0)):
         print(f"rejected {problem}")
-    print(f"loaded {args.folder}: {sum(report.booked.values())} new, "
+    print(f"loaded {source}: {sum(report.booked.values())} new, "
           f"{sum(report.unchanged.values())} already booked, {len(report.rejected)} rejected",
           file=sys.stderr)
     return 1 if report.rejected else 0
@@ -229,12 +235,7 @@ def cmd_load_fix(args: argparse.Namespace) -> int:
 
     book = _book(args)
     report = load_drop_copy(book.engine, book.calendar(), args.file, args.account_map)
-    for problem in report.rejected:
-        print(f"rejected {problem}")
-    print(f"loaded {args.file}: {sum(report.booked.values())} new, "
-          f"{sum(report.unchanged.values())} already booked, {len(report.rejected)} rejected",
-          file=sys.stderr)
-    return 1 if report.rejected else 0
+    return _print_load_report(report, args.file)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

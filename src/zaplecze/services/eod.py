@@ -347,19 +347,8 @@ def _value(connection: Connection, day: dt.date, fold: PositionFold,
                 "positions": count[0], "unpriced": count[1]}
                for (account, currency), count in sorted(counts.items())]
     if records:
-        _bulk_insert(connection, "valuations", records)
+        repo.insert_rows(connection, "valuations", records)
     return len(records)
-
-
-def _bulk_insert(connection: Connection, table: str, records: list[dict[str, object]]) -> None:
-    columns = list(records[0])
-    marks = ", ".join([repo.mark(connection)] * len(columns))
-    cursor = connection.connection.cursor()
-    try:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-                           [tuple(record[c] for c in columns) for record in records])
-    finally:
-        cursor.close()
 
 
 def _check_day(connection: Connection, day: dt.date) -> None:

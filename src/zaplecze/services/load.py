@@ -449,7 +449,7 @@ class TradeBatch:
             except Rejected as rejected:
                 self.reject(rejected.rule, rejected.detail, row.line)
         if self.trade_records:
-            _insert_rows(self.connection, "trades", self.trade_records)
+            repo.insert_rows(self.connection, "trades", self.trade_records)
         if self.cancel_records:
             self.connection.execute(repo.schema.cancels.insert(), self.cancel_records)
         self.writer.flush()
@@ -529,19 +529,6 @@ class TradeBatch:
         if key not in found or f"post:{key}" in found or f"void:{key}" in found:
             return None
         return found[key]
-
-
-def _insert_rows(connection: Connection, table: str, records: list[dict[str, Any]]) -> None:
-    """A plain batched insert through the driver (the bulk path: no per-row statement
-    compilation)."""
-    columns = list(records[0])
-    marks = ", ".join([repo.mark(connection)] * len(columns))
-    cursor = connection.connection.cursor()
-    try:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-                           [tuple(record[c] for c in columns) for record in records])
-    finally:
-        cursor.close()
 
 
 def _cancel_problem(order: Cancel, trade: Trade) -> tuple[Rule, str] | None:

@@ -264,3 +264,18 @@ def earliest_date(connection: Connection) -> dt.date | None:
 def last_eod(connection: Connection) -> dt.date | None:
     value = connection.exec_driver_sql("SELECT MAX(business_date) FROM eod_runs").scalar()
     return dt.date.fromisoformat(value) if value else None
+
+
+def insert_rows(connection: Connection, table: str, records: Sequence[dict[str, Any]]) -> None:
+    """A plain batched insert through the driver: the bulk path, no per-row statement
+    compilation. ``table`` is one of ours, never input."""
+    if not records:
+        return
+    columns = list(records[0])
+    marks = ", ".join([mark(connection)] * len(columns))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                           [tuple(record[c] for c in columns) for record in records])
+    finally:
+        cursor.close()
