@@ -11,7 +11,7 @@ cash, cash in lieu) is credited on the pay date.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -211,12 +211,3 @@ def cash_entry(entitlement: Entitlement, refdata: RefData) -> Entry | None:
                  business_date=entitlement.cash_date, postings=tuple(postings),
                  ref=entitlement.event_id, account=entitlement.account,
                  memo=f"{entitlement.kind.value} cash {entitlement.isin}")
-
-
-def holdings_from_balances(event: CorporateAction, positions: Mapping[str, int],
-                           resulting: Mapping[str, int],
-                           pending: Mapping[str, list[PendingTrade]]) -> list[Holding]:
-    """Holdings of every account with a position, in account order."""
-    return [Holding(account, quantity, resulting.get(account, 0),
-                    tuple(pending.get(account, ())))
-            for account, quantity in sorted(positions.items())]

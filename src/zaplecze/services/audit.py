@@ -7,7 +7,6 @@ inside the hash), and — given a head exported earlier — a truncated tail.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -97,7 +96,3 @@ def _check_head(expected_head: str, seen: dict[int, str], result: AuditResult) -
                                f"was truncated to {result.entries} entries")
     elif seen[sequence] != digest:
         result.problems.append(f"entry {sequence} differs from the anchored head")
-
-
-def stamp() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -133,29 +133,17 @@ def entry_of(row: Any, postings: tuple[Posting, ...]) -> Entry:
                  target_key=row.target_key, linked_key=row.linked_key, memo=row.memo)
 
 
-def open_pending(connection: Connection, *, settle_through: dt.date | None = None,
-                 linked_to: Sequence[str] = ()) -> dict[str, Entry]:
-    """PENDING entries with neither a POST nor a VOID yet; optionally those due by a date or
-    linked to given entries."""
+def open_pending(connection: Connection, *, linked_to: Sequence[str]) -> dict[str, Entry]:
+    """PENDING entries linked to the given entries with neither a POST nor a VOID yet."""
     query = ("SELECT e.* FROM entries e WHERE e.phase = 'PENDING' AND NOT EXISTS "
              "(SELECT 1 FROM entries x WHERE x.target_key = e.entry_key)")
-    params: list[object] = []
-    if settle_through is not None:
-        query += f" AND e.kind = 'TRADE' AND e.settle_date <= {mark(connection)}"
-        params.append(settle_through.isoformat())
     result: dict[str, Entry] = {}
-    if linked_to:
-        for start in range(0, len(linked_to), 900):
-            chunk = list(linked_to[start:start + 900])
-            marks = ", ".join([mark(connection)] * len(chunk))
-            rows = connection.exec_driver_sql(
-                query + f" AND e.linked_key IN ({marks}) ORDER BY e.sequence",
-                tuple(params + chunk)).all()
-            _attach_postings(connection, rows, result)
-        return result
-    rows = connection.exec_driver_sql(query + " ORDER BY e.settle_date, e.sequence",
-                                      tuple(params)).all()
-    _attach_postings(connection, rows, result)
+    for start in range(0, len(linked_to), 900):
+        chunk = list(linked_to[start:start + 900])
+        marks = ", ".join([mark(connection)] * len(chunk))
+        rows = connection.exec_driver_sql(
+            query + f" AND e.linked_key IN ({marks}) ORDER BY e.sequence", tuple(chunk)).all()
+        _attach_postings(connection, rows, result)
     return result
 
 
