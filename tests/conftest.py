@@ -8,13 +8,18 @@ reason — unless ZAPLECZE_REQUIRE_PG=1 (set by CI), where they fail instead.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -52,11 +57,20 @@ def postgres_unavailable() -> str | None:
     return _pg_reason
 
 
-def _admin(sql: str) -> None:
+def pg_admin(sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Run one statement as the PostgreSQL administrator (autocommit); its rows, if any."""
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(sql)
+        cursor = connection.execute(sql, params or None)
+        return cursor.fetchall() if cursor.description else []
+
+
+_admin = pg_admin
+
+
+def database_name(url: str) -> str:
+    return url.rpartition("/")[2]
 
 
 def _pg_url(name: str) -> str:
@@ -95,6 +109,42 @@ def golden_folder(tmp_path: Path) -> Path:
     for csv_file in sorted(shared_path("scenarios", "basic").glob("*.csv")):
         shutil.copy(csv_file, folder / csv_file.name)
     return folder
+
+
+@dataclass(frozen=True)
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def zaplecze_in_process(url: str, *args: str, check: bool = False) -> Done:
+    """`zaplecze --db URL ARGS` run in this process (the console command's own `main`, without
+    an interpreter start per call); every engine it opened is disposed."""
+    from zaplecze import bootstrap
+    from zaplecze.interfaces import cli
+
+    engines = []
+    real_open_book = bootstrap.open_book
+
+    def open_book_recorded(*given: Any, **options: Any) -> bootstrap.Book:
+        book = real_open_book(*given, **options)
+        engines.append(book.engine)
+        return book
+
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    with mock.patch.object(bootstrap, "open_book", open_book_recorded), \
+            redirect_stdout(out), redirect_stderr(err):
+        try:
+            cli.main(["--db", url, *args])
+        except SystemExit as exit_:
+            code = exit_.code
+    for engine in engines:
+        engine.dispose()
+    done = Done(int(code or 0), out.getvalue(), err.getvalue())
+    assert not check or done.returncode == 0, f"zaplecze {args} exited {code}: {done}"
+    return done
 
 
 def run_cli(url: str, *args: str, check: bool = False,

@@ -25,7 +25,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import PG_ADMIN_URL, REQUIRE_PG, postgres_unavailable, run_cli, shared_path
+from conftest import (
+    PG_ADMIN_URL,
+    REQUIRE_PG,
+    database_name,
+    pg_admin,
+    postgres_unavailable,
+    run_cli,
+    shared_path,
+)
 from zaplecze.bootstrap import open_book
 from zaplecze.ledger.chain import entry_hash
 from zaplecze.ledger.model import Entry, EntryKind, Phase, Posting
@@ -44,14 +52,8 @@ SQLITE_GUARDS = [f"{table}_append_only_{verb}" for table in ("entries", "posting
 # --- books -----------------------------------------------------------------------------------
 
 
-def _admin(sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
-        cursor = connection.execute(sql, params or None)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _database(url: str) -> str:
-    return url.rpartition("/")[2]
+_admin = pg_admin
+_database = database_name
 
 
 def _wait_until_alone(url: str) -> None:

@@ -16,25 +16,28 @@ checked against the source).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from unittest import mock
 
 import psycopg
 import pytest
 
-from conftest import PG_ADMIN_URL, REQUIRE_PG, ROOT, postgres_unavailable, run_cli, shared_path
-from zaplecze import bootstrap
-from zaplecze.interfaces import cli
+from conftest import (
+    PG_ADMIN_URL,
+    REQUIRE_PG,
+    ROOT,
+    Done,
+    postgres_unavailable,
+    run_cli,
+    shared_path,
+    zaplecze_in_process,
+)
 from zaplecze.kernel.problems import Rule
 from zaplecze.store.db import open_engine, read_connection
 
@@ -277,35 +280,7 @@ NOT_PRODUCED = {Rule.TRADE_ALREADY_CANCELLED, Rule.DATES_OUT_OF_ORDER}
 # --- running the CLI -----------------------------------------------------------------------------
 
 
-@dataclass
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def zaplecze(url: str, *args: str) -> Done:
-    """`zaplecze --db URL ARGS` run in this process (the console command's own `main`, without
-    an interpreter start per call); every engine it opened is disposed."""
-    engines = []
-    real_open_book = bootstrap.open_book
-
-    def open_book_recorded(*given: Any, **options: Any) -> bootstrap.Book:
-        book = real_open_book(*given, **options)
-        engines.append(book.engine)
-        return book
-
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    with mock.patch.object(bootstrap, "open_book", open_book_recorded), \
-            redirect_stdout(out), redirect_stderr(err):
-        try:
-            cli.main(["--db", url, *args])
-        except SystemExit as exit_:
-            code = exit_.code
-    for engine in engines:
-        engine.dispose()
-    return Done(int(code or 0), out.getvalue(), err.getvalue())
+zaplecze = zaplecze_in_process
 
 
 REJECTED = re.compile(r"^rejected (\S+?):(\d+): ([a-z_]+): \S")

@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from conftest import CLI, PG_ADMIN_URL, ROOT, run_cli
+from conftest import CLI, PG_ADMIN_URL, ROOT, database_name, pg_admin, run_cli
 from zaplecze.kernel.calendar import weekdays
 from zaplecze.kernel.limits import ROWS_PER_BATCH
 from zaplecze.services.audit import verify
@@ -112,14 +111,8 @@ def kind_of(url: str) -> str:
     return "postgresql" if url.startswith("postgresql") else "sqlite"
 
 
-def _admin(sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
-        cursor = connection.execute(sql, params or None)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _database(url: str) -> str:
-    return url.rpartition("/")[2]
+_admin = pg_admin
+_database = database_name
 
 
 def _pg_url(name: str) -> str:

@@ -14,21 +14,15 @@ The CLI runs in this process (its own `main`), except for the eight concurrent p
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-from conftest import ROOT, shared_path
-from zaplecze import bootstrap
+from conftest import ROOT, shared_path, zaplecze_in_process
 from zaplecze.bootstrap import open_book
-from zaplecze.interfaces import cli
 from zaplecze.kernel.limits import ROWS_PER_BATCH
 from zaplecze.services.audit import verify
 from zaplecze.services.book_generator import BookShape, book_period, generate_book
@@ -51,37 +45,7 @@ CA_HEADER = ("event_id,kind,isin,ex_date,record_date,pay_date,ratio_old,ratio_ne
 REJECTED_LINE = re.compile(r"^rejected (\S+?):(\d+): ([a-z_]+): ")
 
 
-@dataclass
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def zaplecze(url: str, *args: str, check: bool = False) -> Done:
-    """`zaplecze --db URL ARGS` run in this process (the same `main` as the console command,
-    without a second of interpreter start per call); every engine it opened is disposed."""
-    engines = []
-    real_open_book = bootstrap.open_book
-
-    def open_book_recorded(*given: Any, **options: Any) -> bootstrap.Book:
-        book = real_open_book(*given, **options)
-        engines.append(book.engine)
-        return book
-
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    with mock.patch.object(bootstrap, "open_book", open_book_recorded), \
-            redirect_stdout(out), redirect_stderr(err):
-        try:
-            cli.main(["--db", url, *args])
-        except SystemExit as exit_:
-            code = exit_.code
-    for engine in engines:
-        engine.dispose()
-    done = Done(int(code or 0), out.getvalue(), err.getvalue())
-    assert not check or done.returncode == 0, f"zaplecze {args} exited {code}: {done}"
-    return done
+zaplecze = zaplecze_in_process
 
 
 def book_state(url: str) -> dict[str, Any]:
