@@ -57,6 +57,22 @@ class Rule(StrEnum):
     FIX_MISSING_TAG = "fix_missing_tag"
     FIX_MALFORMED = "fix_malformed"
     FIX_UNMAPPED_ACCOUNT = "fix_unmapped_account"
+    # --- settlement: standing instructions, obligations, fails ----------------------------
+    INVALID_BIC = "invalid_bic"
+    MISSING_SSI = "missing_ssi"
+    DUPLICATE_SSI = "duplicate_ssi"
+    # --- settlement messages in and out (ISO 20022, SWIFT MT) ------------------------------
+    XML_MALFORMED = "xml_malformed"
+    XML_SCHEMA_INVALID = "xml_schema_invalid"
+    MT_MALFORMED = "mt_malformed"
+    MT_MISSING_SEQUENCE = "mt_missing_sequence"
+    MT_MISSING_FIELD = "mt_missing_field"
+    MT_INVALID_CHARACTER = "mt_invalid_character"
+    UNSUPPORTED_MESSAGE_TYPE = "unsupported_message_type"
+    STATUS_MATCHES_NO_INSTRUCTION = "status_matches_no_instruction"
+    DUPLICATE_CONFIRMATION = "duplicate_confirmation"
+    CONFIRMATION_EXCEEDS_INSTRUCTION = "confirmation_exceeds_instruction"
+    INSTRUCTION_NOT_CANCELLABLE = "instruction_not_cancellable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Settlement: standing instructions, obligations and netting, fails and CSDR penalties (pure)."""
