@@ -28,6 +28,9 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "fx": (("date", "base", "quote", "rate"), ()),
     # The project's own optional file: ad-hoc market or payment-system closures (and openings).
     "calendar_overrides": (("calendar", "date"), ("closed", "reason")),
+    # The project's own optional file: standing settlement instructions per counterparty.
+    "ssis": (("counterparty", "market", "currency", "place_of_settlement", "counterparty_bic",
+              "counterparty_account", "safekeeping_account", "payment", "netting"), ()),
     "cash": (("movement_id", "account", "date", "currency", "amount", "kind"), ("description",)),
     "trades": (("trade_id", "account"),
                ("action", "isin", "side", "quantity", "price", "currency", "trade_date", "venue",

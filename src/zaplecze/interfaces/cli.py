@@ -21,13 +21,18 @@ from zaplecze import __version__
 from zaplecze.kernel.problems import BookError
 
 REPORT_NAMES = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
-                "stock-record", "valuation")
+                "stock-record", "valuation", "obligations", "cash-ladder", "instructions",
+                "fails", "penalties")
 EPILOG = """examples:
   zaplecze init
   zaplecze load ./book
   zaplecze eod --through 2024-09-30
   zaplecze report positions --as-of 2024-06-10 --basis settlement --format table
   zaplecze report realized --from 2024-06-01 --to 2024-09-30 --format csv
+  zaplecze report obligations --settlement-date 2024-06-12
+  zaplecze settle instruct --date 2024-06-10 --out outbox --format sese023
+  zaplecze settle receive inbox/*.xml
+  zaplecze report fails --as-of 2024-06-14
   zaplecze audit verify
   zaplecze export --format ledger --out books.ledger
 
@@ -80,8 +85,41 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--basis", choices=("trade", "settlement"), default="trade")
     report.add_argument("--from", dest="start", type=_date, metavar="DATE")
     report.add_argument("--to", dest="end", type=_date, metavar="DATE")
+    report.add_argument("--settlement-date", type=_date, metavar="DATE",
+                        help="obligations: the settlement date")
     report.add_argument("--format", dest="fmt", choices=("json", "csv", "table"),
                         default="table")
+
+    settle = commands.add_parser(
+        "settle", help="the settlement desk: instruct, receive statuses, cancel, hold",
+        description="Settlement with custodians and CSDs for trades whose counterparty has "
+        "standing settlement instructions (ssis.csv). End of day generates the instructions "
+        "too; these commands write them out, read what comes back, and act on one instruction.")
+    settle_commands = settle.add_subparsers(dest="settle_command", metavar="ACTION",
+                                            required=True)
+    instruct = settle_commands.add_parser(
+        "instruct", help="generate due instructions and write those of a day to files")
+    instruct.add_argument("--date", type=_date, required=True, metavar="DATE")
+    instruct.add_argument("--out", type=Path, required=True, metavar="DIR")
+    instruct.add_argument("--format", dest="fmt", choices=("sese023", "mt54x"),
+                          default="sese023")
+    instruct.add_argument("--xsd", type=Path, metavar="FILE",
+                          help="validate each sese.023 against this schema before writing")
+    receive = settle_commands.add_parser(
+        "receive", help="apply status advices and confirmations (sese.024/025, MT544-548)")
+    receive.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    receive.add_argument("--date", type=_date, metavar="DATE",
+                         help="the business day they are received (default: today)")
+    for action, words in (("cancel", "cancel an instruction (before settlement started)"),
+                          ("hold", "put an instruction on hold"),
+                          ("release", "release a held instruction")):
+        one = settle_commands.add_parser(action, help=words)
+        one.add_argument("reference")
+        one.add_argument("--date", type=_date, metavar="DATE")
+    simulate = settle_commands.add_parser(
+        "simulate", help="a stand-in depository (demo, tests): answer our instructions")
+    simulate.add_argument("--date", type=_date, required=True, metavar="DATE")
+    simulate.add_argument("--out", type=Path, required=True, metavar="DIR")
 
     audit = commands.add_parser("audit", help="tamper evidence: verify the hash chain")
     audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
@@ -188,9 +226,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.name in ("positions", "cash"):
         options = {"as_of": _need(args.as_of, "--as-of"), "basis": args.basis}
-    elif args.name in ("trial-balance", "stock-record", "valuation"):
+    elif args.name in ("trial-balance", "stock-record", "valuation", "fails"):
         options = {"as_of": _need(args.as_of, "--as-of")}
-    elif args.name in ("realized", "dividends"):
+    elif args.name == "obligations":
+        options = {"settlement_date": _need(args.settlement_date or args.as_of,
+                                            "--settlement-date")}
+    elif args.name in ("realized", "dividends", "cash-ladder", "penalties"):
         options = {"start": _need(args.start, "--from"), "end": _need(args.end, "--to")}
     rows = build(_book(args).engine, args.name, **options)
     columns = [c for c in COLUMNS[args.name]
@@ -238,6 +279,43 @@ def cmd_load_fix(args: argparse.Namespace) -> int:
     return _print_load_report(report, args.file)
 
 
+def cmd_settle(args: argparse.Namespace) -> int:
+    from zaplecze.services import settlement_desk
+
+    engine = _book(args).engine
+    action = args.settle_command
+    day = getattr(args, "date", None) or dt.date.today()
+    if action == "instruct":
+        written = settlement_desk.instruct(engine, day, args.out, args.fmt, args.xsd)
+        for problem in written.report.problems:
+            print(f"problem {problem}")
+        for complaint in written.invalid:
+            print(f"schema-invalid {complaint}")
+        print(f"{len(written.report.created)} instruction(s) generated, "
+              f"{len(written.report.cancelled)} cancellation(s), "
+              f"{written.report.settled_by_netting} trade(s) settled by netting; "
+              f"{len(written.files)} message(s) of {day} written to {args.out}", file=sys.stderr)
+        return 1 if written.invalid or written.report.problems else 0
+    if action == "receive":
+        for path in args.files:
+            if not path.is_file():
+                raise UsageError(f"{path} is not a file")
+        report = settlement_desk.receive(engine, args.files, day)
+        for problem in report.problems:
+            print(f"rejected {problem}")
+        print(f"{report.applied} message(s) applied, {report.unchanged} already received, "
+              f"{len(report.problems)} rejected; {report.settled_entries} settlement "
+              f"entr{'y' if report.settled_entries == 1 else 'ies'} booked", file=sys.stderr)
+        return 1 if report.problems else 0
+    if action == "simulate":
+        files = settlement_desk.simulate(engine, day, args.out)
+        print(f"the stand-in depository wrote {len(files)} message(s) to {args.out}",
+              file=sys.stderr)
+        return 0
+    print(settlement_desk.act(engine, args.reference, action, day))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from zaplecze.bootstrap import open_book
     from zaplecze.services.demo import run_demo
@@ -273,6 +351,7 @@ def _progress() -> Any:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "load": cmd_load, "eod": cmd_eod, "report": cmd_report,
     "audit": cmd_audit, "export": cmd_export, "load-fix": cmd_load_fix, "demo": cmd_demo,
+    "settle": cmd_settle,
 }
 
 

@@ -48,6 +48,7 @@ class EntryKind(StrEnum):
     CORPORATE_ACTION = "CORPORATE_ACTION"
     CORPORATE_ACTION_CASH = "CORPORATE_ACTION_CASH"
     TRANSFORMATION = "TRANSFORMATION"
+    PENALTY = "PENALTY"  # a CSDR cash penalty accrued on a failing day
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +110,40 @@ def void(pending: Entry, date: dt.date, reason: str) -> Entry:
     return Entry(key=f"void:{pending.key}", kind=EntryKind.CANCEL, phase=Phase.VOID,
                  business_date=date, postings=reversed_postings, ref=pending.ref,
                  account=pending.account, target_key=pending.key, memo=reason)
+
+
+def _share(amount: int, numerator: int, denominator: int) -> int:
+    """``amount × numerator / denominator`` rounded half away from zero, in integers."""
+    whole, rest = divmod(abs(amount) * numerator, denominator)
+    if 2 * rest >= denominator:
+        whole += 1
+    return whole if amount >= 0 else -whole
+
+
+def settle_part(pending: Entry, date: dt.date, before: int, now: int, total: int,
+                part: int) -> Entry:
+    """The POST entry for a partial settlement: ``now`` of ``total`` units of the security
+    settle, ``before`` having settled already. Each posting moves its share of the cumulative
+    fraction minus what the earlier parts moved (so the parts always add up to the whole entry
+    exactly); per asset the first posting — the owner's — takes the rounding, so every part
+    balances. When ``before + now == total`` this is the entry's final part and carries the same
+    key as a whole settlement (``post:…``); earlier parts are ``post:…#n``."""
+    assert pending.phase is Phase.PENDING, pending.key
+    assert now > 0 and before >= 0 and before + now <= total, (before, now, total)
+    done = before + now
+    moved: list[Posting] = []
+    first_of: dict[str, int] = {}
+    for posting in pending.postings:
+        amount = _share(posting.amount, done, total) - _share(posting.amount, before, total)
+        if posting.asset not in first_of:
+            first_of[posting.asset] = len(moved)
+        moved.append(Posting(posting.gl_account, posting.asset, amount))
+    for asset, index in first_of.items():
+        rest = sum(p.amount for i, p in enumerate(moved) if p.asset == asset and i != index)
+        moved[index] = Posting(moved[index].gl_account, asset, -rest)
+    final = done == total
+    return Entry(key=f"post:{pending.key}" if final else f"post:{pending.key}#{part}",
+                 kind=EntryKind.SETTLEMENT, phase=Phase.POST, business_date=date,
+                 postings=tuple(p for p in moved if p.amount), ref=pending.ref,
+                 account=pending.account, target_key=pending.key,
+                 memo="" if final else f"partial settlement {part}: {now} of {total}")

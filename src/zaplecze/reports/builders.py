@@ -95,9 +95,12 @@ def trial_balance(balances: Balances) -> list[Row]:
     return sorted(rows, key=lambda r: (r["gl_account"], r["currency"]))
 
 
-def stock_record(trade: Balances, settled: Balances, refdata: RefData) -> list[Row]:
+def stock_record(trade: Balances, settled: Balances, refdata: RefData,
+                 failing: Mapping[str, tuple[int, int]] | None = None) -> list[Row]:
     """Per security: what owners own (trade basis) against where it is — settled at the
-    depository, and pending receipts/deliveries from the street. ``break`` must be zero."""
+    depository, and pending receipts/deliveries from the street, of which ``failing_to_receive``
+    and ``failing_to_deliver`` are past their settlement date. ``break`` must be zero."""
+    failing = failing or {}
     owned: dict[str, int] = {}
     held: dict[str, int] = {}
     located_trade: dict[str, int] = {}
@@ -119,6 +122,10 @@ def stock_record(trade: Balances, settled: Balances, refdata: RefData) -> list[R
         rows.append({"isin": isin, "owned": plain(decimal_of(owned.get(isin, 0), scale)),
                      "at_depository": plain(decimal_of(held.get(isin, 0), scale)),
                      "pending_from_street": plain(decimal_of(pending, scale)),
+                     "failing_to_receive": plain(decimal_of(failing.get(isin, (0, 0))[0],
+                                                            scale)),
+                     "failing_to_deliver": plain(decimal_of(failing.get(isin, (0, 0))[1],
+                                                            scale)),
                      "break": plain(decimal_of(difference, scale))})
     return [row for row in rows if any(row[c] != "0" for c in
                                        ("owned", "at_depository", "pending_from_street"))]

@@ -1,11 +1,15 @@
 """``zaplecze eod --through DATE``: run each business day once, in order.
 
 A day is one transaction, an ordered list of same-shaped steps:
-    1. settle what is due (every pending trade settles on its settlement date, for now)
-    2. apply the corporate actions whose ex date has come (entitlements, transformations)
-    3. credit corporate-action cash whose pay date has come
-    4. value positions at the latest closing prices
-    5. check the invariants (stock record and cash book balanced per asset)
+    1. settle what is due: a trade without standing settlement instructions settles on its
+       settlement date; an instrumented one (see services/settlement.py) only as confirmed
+    2. instruct: settlement instructions for the instrumented trades booked (gross or net),
+       cancellation messages for cancelled ones; what nets to nothing settles by netting
+    3. apply the corporate actions whose ex date has come (entitlements, transformations)
+    4. credit corporate-action cash whose pay date has come
+    5. value positions at the latest closing prices
+    6. age the fails and accrue their CSDR cash penalties at the day's closing prices
+    7. check the invariants (stock record and cash book balanced per asset)
 and is then marked as run. Running a day again finds it marked and changes nothing. After the
 last day the whole journal is folded and compared with the materialised balances.
 """
@@ -27,12 +31,13 @@ from zaplecze.corporate_actions.apply import (
     cash_entry,
 )
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
-from zaplecze.kernel.calendar import weekdays
+from zaplecze.kernel.calendar import SettlementCalendar, weekdays
 from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up, units
 from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, Phase, settle, void
 from zaplecze.refdata.model import RefData
+from zaplecze.services import settlement
 from zaplecze.store import repo, schema
 from zaplecze.store.db import read_connection, with_retries
 from zaplecze.store.journal import JournalWriter
@@ -45,6 +50,10 @@ class DayResult:
     corporate_actions: list[str] = field(default_factory=list)
     cash_credits: int = 0
     valued_accounts: int = 0
+    instructed: int = 0
+    settled_by_netting: int = 0
+    fails: int = 0
+    penalties: int = 0
     entries: int = 0
 
 
@@ -90,6 +99,7 @@ def run_eod(engine: Engine, through: dt.date,
         done = {row[0] for row in connection.exec_driver_sql(
             "SELECT business_date FROM eod_runs")}
         refdata = repo.refdata(connection)
+        calendar = repo.calendar(connection)
     if start is None:
         return report
     days = [day for day in weekdays(start, through) if day.isoformat() not in done]
@@ -97,7 +107,7 @@ def run_eod(engine: Engine, through: dt.date,
     fold = PositionFold()
     for index, day in enumerate(days, start=1):
         def work(connection: Connection, day: dt.date = day) -> DayResult:
-            return _run_day(connection, day, refdata, fold)
+            return _run_day(connection, day, refdata, fold, calendar)
 
         result = with_retries(engine, work)
         report.days.append(result)
@@ -110,10 +120,14 @@ def run_eod(engine: Engine, through: dt.date,
 
 
 def _run_day(connection: Connection, day: dt.date, refdata: RefData,
-             fold: PositionFold) -> DayResult:
+             fold: PositionFold, calendar: SettlementCalendar) -> DayResult:
     result = DayResult(day)
     writer = JournalWriter(connection)
-    result.settled = _settle_due(connection, writer, day)
+    result.settled = _settle_due(connection, writer, day, refdata)
+    writer.flush()
+    instructed = settlement.instruct(connection, writer, day, refdata)
+    result.instructed = len(instructed.created)
+    result.settled_by_netting = instructed.settled_by_netting
     writer.flush()
     for event in _due_actions(connection, day):
         _apply_action(connection, writer, event, refdata)
@@ -123,6 +137,11 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData,
     writer.flush()
     fold.advance(connection, day)
     result.valued_accounts = _value(connection, day, fold, refdata)
+    closes = {isin: close for isin, (_, close) in fold.prices.items()}
+    result.penalties = len(settlement.accrue_penalties(connection, writer, day, refdata,
+                                                       calendar, closes))
+    result.fails = len(settlement.fails(connection, day, refdata, calendar))
+    writer.flush()
     _check_day(connection, day)
     result.entries = writer.written
     connection.execute(schema.eod_runs.insert(), [{
@@ -133,8 +152,11 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData,
     return result
 
 
-def _settle_due(connection: Connection, writer: JournalWriter, day: dt.date) -> int:
+def _settle_due(connection: Connection, writer: JournalWriter, day: dt.date,
+                refdata: RefData) -> int:
     due = repo.due_trades(connection, day)
+    for key in settlement.instrumented_keys(connection, due, refdata):
+        del due[key]  # settles as the depository confirms, not from the calendar
     if not due:
         return 0
     linked = repo.open_pending(connection, linked_to=list(due))

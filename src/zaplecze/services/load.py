@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from zaplecze.corporate_actions.model import CA_COLUMNS
 from zaplecze.corporate_actions.model import corporate_action as validate_corporate_action
 from zaplecze.formats.book_csv import LOAD_ORDER, CsvReader, Row, open_book_file
-from zaplecze.kernel.calendar import CalendarOverride, SettlementCalendar
+from zaplecze.kernel.calendar import SettlementCalendar
 from zaplecze.kernel.fields import Rejected
 from zaplecze.kernel.limits import ROWS_PER_BATCH
 from zaplecze.kernel.money import currency_scale, decimal_of, units
@@ -29,6 +29,7 @@ from zaplecze.ledger.model import Entry, void
 from zaplecze.refdata import validate as refcheck
 from zaplecze.refdata.model import RefData
 from zaplecze.services.eod import projected_action_cash
+from zaplecze.settlement.ssi import ssi_row
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection, with_retries
 from zaplecze.store.journal import JournalWriter
@@ -137,10 +138,7 @@ class Loader:
 
     def _calendar(self) -> SettlementCalendar:
         with read_connection(self.engine) as connection:
-            rows = connection.exec_driver_sql("SELECT calendar, business_date, closed, reason "
-                                              "FROM calendar_overrides").all()
-        return SettlementCalendar(CalendarOverride(str(r[0]), dt.date.fromisoformat(r[1]),
-                                                   bool(r[2]), str(r[3])) for r in rows)
+            return repo.calendar(connection)
 
     def _load_file(self, stem: str, reader: CsvReader) -> None:
         handler = getattr(self, f"_batch_{stem}")
@@ -276,6 +274,20 @@ class Loader:
                     "content_hash": capture.content_hash(values, _OVERRIDE_COLUMNS)}
         return self._reference_batch(connection, name, rows, unreadable, "calendar_overrides",
                                      ("calendar", "business_date"), record)
+
+    def _batch_ssis(self, connection: Connection, name: str, rows: list[Row],
+                    unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        def record(values: dict[str, str]) -> dict[str, Any]:
+            ssi = ssi_row(values)
+            return {"counterparty": ssi.counterparty, "market": ssi.market,
+                    "currency": ssi.currency, "place_of_settlement": ssi.place_of_settlement,
+                    "counterparty_bic": ssi.counterparty_bic,
+                    "counterparty_account": ssi.counterparty_account,
+                    "safekeeping_account": ssi.safekeeping_account,
+                    "payment": ssi.payment.value, "netting": int(ssi.netting),
+                    "content_hash": capture.content_hash(values, _SSI_COLUMNS)}
+        return self._reference_batch(connection, name, rows, unreadable, "ssis",
+                                     ("counterparty", "market", "currency"), record)
 
     def _batch_corporate_actions(self, connection: Connection, name: str, rows: list[Row],
                                  unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
@@ -528,6 +540,8 @@ class TradeBatch:
         found = repo.entries_by_key(self.connection, [key, f"post:{key}", f"void:{key}"])
         if key not in found or f"post:{key}" in found or f"void:{key}" in found:
             return None
+        if repo.settlement_started(self.connection, key):  # a partial settlement is booked
+            return None
         return found[key]
 
 
@@ -596,3 +610,5 @@ _WITHHOLDING_COLUMNS = ("issuer_country", "tax_residence", "rate")
 _PRICE_COLUMNS = ("date", "isin", "close", "currency")
 _FX_COLUMNS = ("date", "base", "quote", "rate")
 _OVERRIDE_COLUMNS = ("calendar", "date", "closed", "reason")
+_SSI_COLUMNS = ("counterparty", "market", "currency", "place_of_settlement", "counterparty_bic",
+                "counterparty_account", "safekeeping_account", "payment", "netting")

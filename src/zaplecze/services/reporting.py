@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from zaplecze.accounting.lots import LotBook, replay
 from zaplecze.reports import builders
+from zaplecze.services import settlement_reports
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
 from zaplecze.trading.model import Side, Trade
@@ -18,7 +19,8 @@ from zaplecze.trading.model import Side, Trade
 _NO_PRICE = Decimal(0)  # the lot fold needs gross and commission, never the price
 
 REPORTS = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
-           "stock-record", "valuation")
+           "stock-record", "valuation", "obligations", "cash-ladder", "instructions", "fails",
+           "penalties")
 COLUMNS = {
     "positions": ("account", "isin", "quantity", "cost_basis", "currency"),
     "cash": ("account", "currency", "balance"),
@@ -28,9 +30,22 @@ COLUMNS = {
                   "net", "currency"),
     "trial-balance": ("gl_account", "currency", "debit", "credit"),
     "rejected": ("file", "line", "reason", "detail"),
-    "stock-record": ("isin", "owned", "at_depository", "pending_from_street", "break"),
+    "stock-record": ("isin", "owned", "at_depository", "pending_from_street",
+                     "failing_to_receive", "failing_to_deliver", "break"),
     "valuation": ("business_date", "account", "currency", "market_value", "positions",
                   "unpriced"),
+    "obligations": ("settlement_date", "counterparty", "place_of_settlement", "isin",
+                    "currency", "direction", "quantity", "cash", "payment", "netting", "trades"),
+    "cash-ladder": ("settlement_date", "currency", "cash_in", "cash_out", "net"),
+    "instructions": ("reference", "function", "linked_reference", "counterparty", "direction",
+                     "payment", "isin", "quantity", "amount", "currency", "trade_date",
+                     "settlement_date", "status", "settled_quantity", "reasons", "held",
+                     "trades"),
+    "fails": ("reference", "counterparty", "isin", "direction", "intended_settlement_date",
+              "instructed", "settled", "failing", "currency", "age_days", "reason",
+              "failing_party", "status", "reasons", "buy_in_due", "penalties"),
+    "penalties": ("month", "counterparty", "currency", "charged_to_us", "owed_to_us", "net",
+                  "days"),
 }
 
 
@@ -111,7 +126,8 @@ def _rejected(connection: Connection) -> list[dict[str, Any]]:
 def _stock_record(connection: Connection, as_of: dt.date) -> list[dict[str, str]]:
     refdata = repo.refdata(connection)
     return builders.stock_record(repo.balances_as_of(connection, as_of, "trade"),
-                                 repo.balances_as_of(connection, as_of, "settlement"), refdata)
+                                 repo.balances_as_of(connection, as_of, "settlement"), refdata,
+                                 repo.failing(connection, as_of))
 
 
 def _valuation(connection: Connection, as_of: dt.date) -> list[dict[str, Any]]:
@@ -123,8 +139,29 @@ def _valuation(connection: Connection, as_of: dt.date) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def _obligations(connection: Connection, settlement_date: dt.date) -> list[dict[str, str]]:
+    return settlement_reports.obligations(connection, settlement_date, settlement_date)
+
+
+def _cash_ladder(connection: Connection, start: dt.date, end: dt.date) -> list[dict[str, str]]:
+    return settlement_reports.cash_ladder(connection, start, end)
+
+
+def _instructions(connection: Connection) -> list[dict[str, str]]:
+    return settlement_reports.instructions(connection)
+
+
+def _fails(connection: Connection, as_of: dt.date) -> list[dict[str, str]]:
+    return settlement_reports.fails(connection, as_of)
+
+
+def _penalties(connection: Connection, start: dt.date, end: dt.date) -> list[dict[str, str]]:
+    return settlement_reports.penalties(connection, start, end)
+
+
 BUILDERS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "positions": _positions, "cash": _cash, "realized": _realized, "dividends": _dividends,
     "trial-balance": _trial_balance, "rejected": _rejected, "stock-record": _stock_record,
-    "valuation": _valuation,
+    "valuation": _valuation, "obligations": _obligations, "cash-ladder": _cash_ladder,
+    "instructions": _instructions, "fails": _fails, "penalties": _penalties,
 }

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
+from zaplecze.kernel.calendar import CalendarOverride, SettlementCalendar
 from zaplecze.ledger.model import Entry, EntryKind, Phase, Posting
 from zaplecze.refdata.model import (
     Account,
@@ -145,6 +146,57 @@ def open_pending(connection: Connection, *, linked_to: Sequence[str]) -> dict[st
             query + f" AND e.linked_key IN ({marks}) ORDER BY e.sequence", tuple(chunk)).all()
         _attach_postings(connection, rows, result)
     return result
+
+
+def calendar(connection: Connection) -> SettlementCalendar:
+    """The settlement calendar with the book's ad-hoc overrides."""
+    rows = connection.exec_driver_sql("SELECT calendar, business_date, closed, reason "
+                                      "FROM calendar_overrides").all()
+    return SettlementCalendar(CalendarOverride(str(r[0]), dt.date.fromisoformat(r[1]),
+                                               bool(r[2]), str(r[3])) for r in rows)
+
+
+def failing(connection: Connection, as_of: dt.date) -> dict[str, tuple[int, int]]:
+    """Per security, what is still to be received and delivered (units, both ≥ 0) by trades
+    whose settlement date has come by the end of ``as_of`` and that have not settled in full
+    by then (less their settled parts): the stock record's fail locations."""
+    m = mark(connection)
+    day = as_of.isoformat()
+    open_legs: dict[str, tuple[str, int]] = {}
+    for key, asset, amount in connection.exec_driver_sql(
+            f"SELECT e.entry_key, p.asset, SUM(p.amount) FROM entries e JOIN postings p ON "
+            f"p.entry_sequence = e.sequence WHERE e.kind = 'TRADE' AND e.phase = 'PENDING' AND "
+            f"e.settle_date <= {m} AND e.business_date <= {m} AND p.gl_account LIKE {m} "
+            f"AND NOT EXISTS (SELECT 1 FROM entries f WHERE f.target_key = "
+            f"e.entry_key AND f.business_date <= {m} AND (f.phase = 'VOID' OR f.entry_key = "
+            f"'post:' || e.entry_key)) GROUP BY e.entry_key, p.asset",
+            (day, day, "depository:%", day)):
+        open_legs[str(key)] = (str(asset), -int(amount))
+    keys = list(open_legs)
+    for start in range(0, len(keys), 900):
+        chunk = keys[start:start + 900]
+        for key, amount in connection.exec_driver_sql(
+                f"SELECT x.target_key, SUM(p.amount) FROM entries x JOIN postings p ON "
+                f"p.entry_sequence = x.sequence WHERE x.phase = 'POST' AND x.business_date <= "
+                f"{m} AND p.gl_account LIKE {m} AND x.target_key IN "
+                f"({', '.join([m] * len(chunk))}) GROUP BY x.target_key",
+                (day, "depository:%", *chunk)):
+            asset, remaining = open_legs[str(key)]
+            open_legs[str(key)] = (asset, remaining + int(amount))
+    result: dict[str, tuple[int, int]] = {}
+    for asset, remaining in open_legs.values():
+        receive, deliver = result.get(asset, (0, 0))
+        result[asset] = ((receive + remaining, deliver) if remaining > 0
+                         else (receive, deliver - remaining))
+    return result
+
+
+def settlement_started(connection: Connection, key: str) -> bool:
+    """Whether any settlement (a whole or a partial POST) of the pending entry is booked."""
+    m = mark(connection)
+    return connection.exec_driver_sql(
+        f"SELECT 1 FROM entries WHERE target_key = {m} AND phase = 'POST' LIMIT 1",
+        (key,)).first() is not None
 
 
 def due_trades(connection: Connection, day: dt.date) -> dict[str, Entry]:

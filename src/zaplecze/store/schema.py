@@ -242,3 +242,90 @@ valuations = Table(
     Column("positions", Integer, nullable=False),
     Column("unpriced", Integer, nullable=False),
 )
+
+# --- settlement (revision 0002) -----------------------------------------------------------------
+
+# Standing settlement instructions per counterparty × market × currency ('*' = any).
+ssis = Table(
+    "ssis", metadata,
+    Column("counterparty", String(64), primary_key=True),
+    Column("market", String(4), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("place_of_settlement", String(11), nullable=False),
+    Column("counterparty_bic", String(11), nullable=False),
+    Column("counterparty_account", String(35), nullable=False),
+    Column("safekeeping_account", String(35), nullable=False),
+    Column("payment", String(4), nullable=False),  # APMT or FREE
+    Column("netting", Integer, nullable=False),  # 1: net (CCP), 0: gross (bilateral)
+    Column("content_hash", Hash, nullable=False),
+)
+
+# Instructions as sent: never changed; their state is the fold of the messages received.
+settlement_instructions = Table(
+    "settlement_instructions", metadata,
+    Column("reference", String(16), primary_key=True),
+    Column("sequence", BigInteger, nullable=False, unique=True),
+    Column("function", String(4), nullable=False),
+    Column("direction", String(4), nullable=False),
+    Column("payment", String(4), nullable=False),
+    Column("trade_date", Date, nullable=False),
+    Column("settlement_date", Date, nullable=False),
+    Column("isin", String(12), nullable=False),
+    Column("quantity", Text, nullable=False),
+    Column("amount", Text, nullable=False),  # '' when free of payment
+    Column("currency", String(3), nullable=False),  # '' when free of payment
+    Column("counterparty", String(64), nullable=False),
+    Column("place_of_settlement", String(11), nullable=False),
+    Column("counterparty_bic", String(11), nullable=False),
+    Column("counterparty_account", String(35), nullable=False),
+    Column("safekeeping_account", String(35), nullable=False),
+    Column("linked_reference", String(16), nullable=False),
+    Column("partial_allowed", Integer, nullable=False),
+    Column("created_on", Date, nullable=False),  # the business day it was generated
+    Column("created_at", String(32), nullable=False),
+)
+
+# Which trades an instruction settles, with each one's signed street-side legs.
+instruction_trades = Table(
+    "instruction_trades", metadata,
+    Column("reference", String(16), primary_key=True),
+    Column("trade_id", String(64), primary_key=True, index=True),
+    Column("quantity", Text, nullable=False),
+    Column("cash", Text, nullable=False),
+)
+
+# Status advices and confirmations received: an append-only inbox, each once (fingerprint).
+settlement_messages = Table(
+    "settlement_messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("reference", String(16), nullable=False, index=True),  # our instruction's
+    Column("message_reference", String(35), nullable=False),
+    Column("kind", String(12), nullable=False),  # STATUS, CONFIRMATION, HOLD, RELEASE
+    Column("status", String(16), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("quantity", Text, nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("settlement_date", Date, nullable=False),
+    Column("partial", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("decision", String(48), nullable=False),  # APPLIED or the rule that refused it
+    Column("received_on", Date, nullable=False),
+    Column("fingerprint", Hash, nullable=False, unique=True),
+)
+
+# CSDR cash penalties, one per failing instruction and failing business day.
+penalties = Table(
+    "penalties", metadata,
+    Column("reference", String(16), primary_key=True),
+    Column("business_date", Date, primary_key=True),
+    Column("counterparty", String(64), nullable=False),
+    Column("isin", String(12), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("failing_quantity", Text, nullable=False),
+    Column("reference_price", Text, nullable=False),
+    Column("penalty_class", String(24), nullable=False),
+    Column("rate", Text, nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("payer", String(4), nullable=False),  # US or THEM
+    Column("entry_key", String(160), nullable=False),
+)

@@ -14,6 +14,12 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# The tables this revision made; later revisions create their own.
+TABLES = ("instruments", "accounts", "fee_rules", "withholding_rates", "prices", "fx_rates",
+          "calendar_overrides", "trades", "cancels", "cash_movements", "corporate_actions",
+          "entries", "postings", "balances", "entitlements", "rejections", "eod_runs",
+          "ca_applications", "valuations")
+
 INDEXES = (
     "CREATE INDEX ix_entries_pending ON entries (phase, settle_date)",
     "CREATE INDEX ix_entries_target ON entries (target_key)",
@@ -72,7 +78,7 @@ POSTGRES_GUARDS = [
 
 def upgrade() -> None:
     bind = op.get_bind()
-    schema.metadata.create_all(bind)
+    schema.metadata.create_all(bind, tables=[schema.metadata.tables[name] for name in TABLES])
     for statement in INDEXES:
         op.execute(statement)
     guards = POSTGRES_GUARDS if bind.dialect.name == "postgresql" else SQLITE_GUARDS

@@ -1,0 +1,244 @@
+"""The settlement desk's commands: each one transaction over the book, files in and out.
+
+    settle instruct --date D --out DIR   instructions generated (as end of day does) and
+                                         written, one file per message (sese.023 or MT54x)
+    settle receive FILE…                 status advices and confirmations applied, each once
+    settle cancel | hold | release REF   our own actions on one instruction
+    settle simulate --date D --out DIR   a stand-in depository for the demo and for tests: it
+                                         answers our instructions with sese.024 / sese.025
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine
+
+from zaplecze.formats import iso20022
+from zaplecze.kernel.calendar import SettlementCalendar
+from zaplecze.kernel.problems import BookError, Problem, Rule
+from zaplecze.services import settlement
+from zaplecze.settlement import lifecycle
+from zaplecze.settlement.lifecycle import InstructionStatus
+from zaplecze.settlement.model import Confirmation, Direction, StatusAdvice, StatusKind
+from zaplecze.store import repo
+from zaplecze.store.db import read_connection, with_retries
+from zaplecze.store.journal import JournalWriter
+
+FORMATS = ("sese023", "mt54x")
+# The CSD's BIC on messages written by the stand-in depository (a test BIC).
+SIMULATED_CSD_BIC = "ZCSDPLPWXXX"
+
+
+@dataclass
+class Written:
+    report: settlement.InstructReport
+    files: list[Path] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)  # schema complaints (must stay empty)
+
+
+def instruct(engine: Engine, day: dt.date, out: Path, fmt: str,
+             xsd: Path | None = None) -> Written:
+    """Generate what is due (idempotent) and write every message created on ``day``; with
+    ``xsd`` (the sese.023.001.11 schema) each XML is validated before it is written."""
+    if fmt not in FORMATS:
+        raise BookError(f"unknown instruction format {fmt!r}: one of {', '.join(FORMATS)}")
+
+    def work(connection: Connection) -> settlement.InstructReport:
+        writer = JournalWriter(connection)
+        report = settlement.instruct(connection, writer, day, repo.refdata(connection))
+        writer.flush()
+        return report
+
+    written = Written(with_retries(engine, work))
+    schema = iso20022.load_schema(xsd) if xsd is not None else None
+    out.mkdir(parents=True, exist_ok=True)
+    with read_connection(engine) as connection:
+        rows = connection.exec_driver_sql(
+            f"SELECT * FROM settlement_instructions WHERE created_on = {repo.mark(connection)} "
+            f"ORDER BY sequence", (day.isoformat(),)).all()
+    for row in rows:
+        instruction = settlement._instruction_of(row)
+        if fmt == "sese023":
+            data = iso20022.write_sese023(instruction)
+            if schema is not None:
+                written.invalid += [f"{row.reference}: {e}"
+                                    for e in iso20022.validate(data, schema)]
+            path = out / f"{row.reference}.sese023.xml"
+            path.write_bytes(data)
+        else:
+            from zaplecze.formats import swift_mt
+
+            text = swift_mt.write_mt54x(instruction, settlement.FIRM_BIC,
+                                        instruction.place_of_settlement)
+            path = out / f"{row.reference}.fin"
+            path.write_text(text, encoding="ascii")
+        written.files.append(path)
+    return written
+
+
+def read_messages(path: Path) -> tuple[list[StatusAdvice | Confirmation], list[Problem]]:
+    """Status advices and confirmations in one file, by what the file holds: ISO 20022
+    sese.024 / sese.025 XML, or SWIFT MT544–547 / MT548."""
+    data = path.read_bytes()
+    name = path.name
+    messages: list[StatusAdvice | Confirmation] = []
+    problems: list[Problem] = []
+    if data.lstrip().startswith(b"<"):
+        if iso20022.SESE025.encode() in data:
+            confirmations, problems = iso20022.read_sese025(data, name)
+            messages += confirmations
+        elif iso20022.SESE024.encode() in data:
+            advices, problems = iso20022.read_sese024(data, name)
+            messages += advices
+        else:
+            problems = [Problem(Rule.UNSUPPORTED_MESSAGE_TYPE,
+                                "neither sese.024.001.12 nor sese.025.001.11", name)]
+        return messages, problems
+    from zaplecze.formats import swift_mt
+
+    text = data.decode("latin-1")
+    confirmations, first = swift_mt.read_confirmations(text, name)
+    advices, second = swift_mt.read_status_advices(text, name)
+    messages += confirmations
+    messages += advices
+    problems = first + second
+    return messages, problems
+
+
+def receive(engine: Engine, paths: list[Path], day: dt.date) -> settlement.ReceiveReport:
+    """Apply every message of every file, one transaction per file; unreadable messages are
+    reported and kept for operators, like refused ones."""
+    report = settlement.ReceiveReport()
+    for path in paths:
+        messages, problems = read_messages(path)
+        unsupported = [p for p in problems if p.rule is Rule.UNSUPPORTED_MESSAGE_TYPE]
+        if unsupported and messages:  # the other reader's complaint about a message it
+            problems = [p for p in problems if p not in unsupported]  # does not read
+
+        def work(connection: Connection, messages: list[StatusAdvice | Confirmation] = messages,
+                 problems: list[Problem] = problems) -> settlement.ReceiveReport:
+            part = settlement.ReceiveReport()
+            writer = JournalWriter(connection)
+            settlement.receive(connection, writer, messages, day, repo.refdata(connection), part)
+            writer.flush()
+            if problems:
+                settlement.keep_problems(connection, problems)
+            part.problems = problems + part.problems
+            return part
+
+        part = with_retries(engine, work)
+        report.applied += part.applied
+        report.unchanged += part.unchanged
+        report.settled_entries += part.settled_entries
+        report.problems += part.problems
+    return report
+
+
+def act(engine: Engine, reference: str, action: str, day: dt.date) -> str:
+    """Our own action on one instruction: ``cancel`` (a CANC message is generated; only before
+    settlement started), ``hold`` or ``release``. Returns what happened, in words."""
+    def work(connection: Connection) -> str:
+        found = settlement.instructions(connection, [reference]).get(reference)
+        if found is None:
+            raise BookError(f"{Rule.STATUS_MATCHES_NO_INSTRUCTION.value}: no instruction "
+                            f"{reference}")
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if action == "cancel":
+            _, problems = lifecycle.request_cancel(found.state)
+            if problems:
+                raise BookError(str(problems[0]))
+            sent = settlement.send_cancellation(connection, found, now, day)
+            return f"cancellation {sent} of {reference} generated (status CANCEL_REQUESTED)"
+        kind = StatusKind.HELD if action == "hold" else StatusKind.RELEASED
+        advice = StatusAdvice(reference, kind, (), f"{action}:{now.isoformat()}", "operator")
+        settlement.receive(connection, JournalWriter(connection), [advice], day,
+                           repo.refdata(connection), settlement.ReceiveReport())
+        return f"{reference} {'held' if kind is StatusKind.HELD else 'released'}"
+
+    return with_retries(engine, work)
+
+
+# --- a stand-in depository -----------------------------------------------------------------------
+
+
+def simulate(engine: Engine, day: dt.date, out: Path, *, fail_every: int = 7,
+             partial_every: int = 5) -> list[Path]:
+    """Answer our instructions as a depository would on ``day``: a new instruction is
+    acknowledged and matched; on its intended settlement date (or after) it settles — except
+    every ``fail_every``-th (by sequence), which is pending for lack of securities until its
+    third failing day, and every ``partial_every``-th, which settles half on its settlement
+    date and the rest on the next settlement day. Cancellations requested are confirmed.
+    Deterministic: the same book and day give the same files."""
+    with read_connection(engine) as connection:
+        items = settlement.instructions(connection)
+        sequences = {str(r[0]): int(r[1]) for r in connection.exec_driver_sql(
+            "SELECT reference, sequence FROM settlement_instructions")}
+        refdata = repo.refdata(connection)
+        calendar = repo.calendar(connection)
+    out.mkdir(parents=True, exist_ok=True)
+    header = iso20022.AppHeader(SIMULATED_CSD_BIC, settlement.FIRM_BIC,
+                                dt.datetime.combine(day, dt.time(18), dt.UTC))
+    files: list[Path] = []
+
+    def emit(name: str, data: bytes) -> None:
+        path = out / name
+        path.write_bytes(data)
+        files.append(path)
+
+    for reference, item in items.items():
+        state = item.state
+        if state.status in lifecycle.FINAL or item.created_on > day:
+            continue
+        number = sequences[reference]
+        stamp = f"{day:%y%m%d}"
+        if state.status is InstructionStatus.CANCEL_REQUESTED:
+            emit(f"{reference}-{stamp}-canc.xml", iso20022.write_sese024(StatusAdvice(
+                reference, StatusKind.CANCELLED, (), f"S{stamp}C{number}"), header))
+            continue
+        if state.status in (InstructionStatus.SENT, InstructionStatus.NEW):
+            emit(f"{reference}-{stamp}-mtch.xml", iso20022.write_sese024(StatusAdvice(
+                reference, StatusKind.MATCHED, (), f"S{stamp}M{number}"), header))
+        if state.settlement_date > day:
+            continue
+        instrument = refdata.instruments[state.isin]
+        currency = item.instruction.currency or instrument.currency
+        failed_days = len(_settlement_days(calendar, state.settlement_date, day,
+                                           instrument.mic, currency))
+        if number % fail_every == 0 and failed_days < 3:
+            reason = "LACK" if state.direction is Direction.DELIVER else "CLAC"
+            emit(f"{reference}-{stamp}-pend.xml", iso20022.write_sese024(StatusAdvice(
+                reference, StatusKind.PENDING, (reason,), f"S{stamp}P{number}"), header))
+            continue
+        quantity = state.remaining_quantity
+        partial = (number % partial_every == 0 and state.settled_quantity == 0
+                   and day == state.settlement_date and quantity > 1)
+        if partial:
+            quantity = (quantity / 2).to_integral_value(rounding="ROUND_FLOOR")
+        amount = None
+        if state.instructed_amount is not None:
+            remaining = state.remaining_amount or Decimal(0)
+            amount = remaining if quantity == state.remaining_quantity else \
+                (state.instructed_amount * quantity / state.instructed_quantity).quantize(
+                    Decimal(1).scaleb(-2))
+        emit(f"{reference}-{stamp}-conf.xml", iso20022.write_sese025(Confirmation(
+            reference, state.direction, state.payment, state.isin, quantity, amount,
+            item.instruction.currency, day, partial,
+            state.remaining_quantity - quantity if partial else None,
+            f"S{stamp}S{number}"), header))
+    return files
+
+
+def _settlement_days(calendar: SettlementCalendar, start: dt.date, end: dt.date, mic: str,
+                     currency: str) -> list[dt.date]:
+    """Settlement days from ``start`` to ``end``, both exclusive of ``end``."""
+    days = []
+    day = start
+    while day < end:
+        if calendar.is_settlement_day(day, mic, currency):
+            days.append(day)
+        day += dt.timedelta(days=1)
+    return days
