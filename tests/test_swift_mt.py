@@ -111,9 +111,9 @@ INSTRUCTION = Instruction(
 # name -> (rule, line) of every problem its reader gives; () when it reads cleanly. The reader is
 # read_instructions (MT540–543), read_confirmations (MT544–547) or read_holdings (MT535).
 SAMPLE_PROBLEMS: dict[str, tuple[tuple[Rule, int], ...]] = {
-    "MT535_01.fin": ((Rule.MT_MISSING_SEQUENCE, 13),),  # ACTI//Y, no SUBSAFE (rule C1, E66)
+    "MT535_01.fin": ((Rule.MT_MISSING_SEQUENCE, 14),),  # ACTI//Y, no SUBSAFE (rule C1, E66)
     "MT535_02.fin": ((Rule.MT_MALFORMED, 31),),  # ends inside :16R:FIN
-    "MT535_03.fin": ((Rule.MT_MISSING_SEQUENCE, 13),),  # MT535_01 after its NAK (E66013)
+    "MT535_03.fin": ((Rule.MT_MISSING_SEQUENCE, 14),),  # MT535_01 after its NAK (E66013)
     "MT535_04.fin": ((Rule.MT_MALFORMED, 47),),  # block 5 never closed
     "MT535_05.fin": ((Rule.MT_MALFORMED, 31),),  # ends inside :16R:FIN
     "MT535_06.fin": (),

@@ -3,6 +3,11 @@
 Generates a seeded book folder (Polish and US clients, stocks on XWAR, XNYS and XNAS, four
 months of trades, deposits, a withdrawal refused and one granted, NVIDIA's split, dividends with
 withholding), loads it, runs end of day, and prints what happened in a few short tables.
+
+Settlement runs as a conversation: the Warsaw trades (counterparty KDPWCCP, netted at KDPW) and
+the US trades (STREET, gross at DTC) have standing settlement instructions, so each day a
+stand-in depository answers our instructions (matched, settled — one in five partly, one in
+seven failing for lack of securities for three days) before that day's end of day runs.
 """
 
 from __future__ import annotations
@@ -18,11 +23,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from zaplecze.kernel.calendar import weekdays
+from zaplecze.services import settlement_desk
 from zaplecze.services.audit import verify
 from zaplecze.services.book_generator import BookShape, book_period, generate_book
 from zaplecze.services.eod import run_eod
 from zaplecze.services.load import Loader
 from zaplecze.services.reporting import build
+
+# The demo's standing settlement instructions (the project's ssis.csv extension).
+DEMO_SSIS = """counterparty,market,currency,place_of_settlement,counterparty_bic,\
+counterparty_account,safekeeping_account,payment,netting
+KDPWCCP,XWAR,PLN,KDPWPLPWXXX,KDPWPLPWXXX,KDPWCCP-0001,ZAPL-KDPW-01,DVP,NET
+STREET,*,USD,DTCYUS33XXX,GSCOUS33XXX,DTC-0005,ZAPL-DTC-01,DVP,GROSS
+"""
 
 
 def run_demo(db: str | None, folder: Path, seed: int, out: Console, err: Console,
@@ -34,6 +48,8 @@ def run_demo(db: str | None, folder: Path, seed: int, out: Console, err: Console
     if folder.exists():
         shutil.rmtree(folder)
     files = generate_book(shape, folder)
+    (folder / "ssis.csv").write_text(DEMO_SSIS, encoding="utf-8")
+    files["ssis.csv"] = 2
     url = db or f"sqlite:///{(folder / 'book.db').resolve()}"
     book = open_book(url, create=True)
     out.rule("[bold]Zaplecze demo: a broker's book, June–September 2024")
@@ -47,12 +63,22 @@ def run_demo(db: str | None, folder: Path, seed: int, out: Console, err: Console
     for problem in load.rejected:
         out.print(f"   [yellow]rejected[/] {problem}", markup=True, highlight=False)
 
-    _, last = book_period(shape)
-    eod = run_eod(book.engine, last)
-    actions = [a for day in eod.days for a in day.corporate_actions]
-    out.print(f"\n[bold]2. end of day[/] through {last}: {len(eod.days)} business days, "
-              f"{sum(d.settled for d in eod.days)} trades settled, corporate actions applied: "
+    first, last = book_period(shape)
+    days, received = [], 0
+    inbox = folder / "inbox"
+    for day in weekdays(first, last):
+        received += len(settlement_desk.simulate(book.engine, day, inbox / day.isoformat()))
+        answers = sorted((inbox / day.isoformat()).glob("*.xml"))
+        if answers:
+            settlement_desk.receive(book.engine, answers, day)
+        days += run_eod(book.engine, day).days
+    actions = [a for day in days for a in day.corporate_actions]
+    out.print(f"\n[bold]2. end of day[/] through {last}: {len(days)} business days, "
+              f"{sum(d.settled for d in days)} trades settled on their date, "
+              f"{sum(d.instructed for d in days)} settlement instructions sent, "
+              f"{received} depository messages received; corporate actions applied: "
               f"{', '.join(actions) or 'none'}")
+    _settlement(book.engine, out, first, last)
 
     _corporate_actions(book.engine, out, shape.start, last)
     _books(book.engine, out, last)
@@ -62,6 +88,37 @@ def run_demo(db: str | None, folder: Path, seed: int, out: Console, err: Console
               f"head {audit.head[:24]}… (anchor it outside: `zaplecze audit verify`)")
     out.print(f"\nTry: [cyan].venv/bin/zaplecze --db {url} report positions --as-of {last} "
               f"--basis trade --format table[/]")
+
+
+def _settlement(engine: object, out: Console, first: dt.date, last: dt.date) -> None:
+    instructions = build(engine, "instructions")  # type: ignore[arg-type]
+    by_status = Counter(row["status"] for row in instructions)
+    table = Table(title="settlement with KDPW (net) and DTC (gross)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("instructions (sese.023)", str(len(instructions)))
+    for status, count in sorted(by_status.items()):
+        table.add_row(f"  {status.lower()}", str(count))
+    with engine.connect() as connection:  # type: ignore[attr-defined]
+        partial = connection.exec_driver_sql(
+            "SELECT COUNT(*) FROM entries WHERE kind = 'SETTLEMENT' AND entry_key LIKE "
+            "'%#%'").scalar()
+    table.add_row("partial settlements booked", str(partial))
+    failing_days = {row["reference"] for row in instructions if row["reasons"]}
+    table.add_row("instructions that failed for a while", str(len(failing_days)))
+    for row in build(engine, "penalties", start=first, end=last):  # type: ignore[arg-type]
+        table.add_row(f"CSDR penalties {row['month']} {row['counterparty']}",
+                      f"{row['net']} {row['currency']} ({row['days']} failing days)")
+    fails = build(engine, "fails", as_of=last)  # type: ignore[arg-type]
+    table.add_row(f"failing at {last}", str(len(fails)))
+    out.print()
+    out.print(table)
+    example = next((row for row in instructions if row["reasons"]), None)
+    if example:
+        out.print(f"   e.g. {example['reference']} ({example['direction']} {example['quantity']} "
+                  f"{example['isin']}, due {example['settlement_date']}): pending "
+                  f"{example['reasons']}, then {example['status'].lower()} — "
+                  f"`zaplecze report fails --as-of DATE`, `report penalties`")
 
 
 def _corporate_actions(engine: object, out: Console, start: dt.date, last: dt.date) -> None:
