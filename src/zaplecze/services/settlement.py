@@ -135,19 +135,30 @@ def _instruction_of(row: Any) -> Instruction:
         creation=dt.datetime.fromisoformat(row.created_at))
 
 
-def instructions(connection: Connection, references: Sequence[str] | None = None,
+def instructions(connection: Connection, references: Sequence[str] | None = None, *,
+                 open_through: dt.date | None = None, as_of: dt.date | None = None,
                  ) -> dict[str, Instructed]:
-    """Our new-message instructions (not the cancellation messages) with their states."""
+    """Our new-message instructions (not the cancellation messages) with their states: all,
+    the given ``references``, or (``open_through``) those due by that date with no final
+    outcome yet. ``as_of``: the state at the end of that day (messages received by then)."""
     m = repo.mark(connection)
-    where, params = "WHERE function = 'NEWM'", ()
+    where, params = "WHERE i.function = 'NEWM'", ()
     if references is not None:
         if not references:
             return {}
-        where += f" AND reference IN ({', '.join([m] * len(references))})"
+        where += f" AND i.reference IN ({', '.join([m] * len(references))})"
         params = tuple(references)
+    if open_through is not None:
+        where += (f" AND i.settlement_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
+                  f"instruction_outcomes o WHERE o.reference = i.reference AND "
+                  f"o.business_date <= {m})")
+        params += (open_through.isoformat(), (as_of or open_through).isoformat())
+    if as_of is not None:
+        where += f" AND i.created_on <= {m}"
+        params += (as_of.isoformat(),)
     found: dict[str, Instructed] = {}
     for row in connection.exec_driver_sql(
-            f"SELECT * FROM settlement_instructions {where} ORDER BY sequence", params):
+            f"SELECT i.* FROM settlement_instructions i {where} ORDER BY i.sequence", params):
         instruction = _instruction_of(row)
         found[row.reference] = Instructed(instruction, row.counterparty,
                                           dt.date.fromisoformat(row.created_on), {},
@@ -155,6 +166,7 @@ def instructions(connection: Connection, references: Sequence[str] | None = None
     if not found:
         return found
     keys = list(found)
+    received = f" AND received_on <= {m}" if as_of is not None else ""
     for start in range(0, len(keys), 900):
         chunk = keys[start:start + 900]
         marks = ", ".join([m] * len(chunk))
@@ -164,10 +176,20 @@ def instructions(connection: Connection, references: Sequence[str] | None = None
             found[reference].legs[trade_id] = (Decimal(quantity), Decimal(cash))
         for row in connection.exec_driver_sql(
                 f"SELECT * FROM settlement_messages WHERE reference IN ({marks}) "
-                f"AND decision = 'APPLIED' ORDER BY id", tuple(chunk)):
+                f"AND decision = 'APPLIED'{received} ORDER BY id",
+                (*chunk, *((as_of.isoformat(),) if as_of is not None else ()))):
             item = found[row.reference]
             item.state = _replay(item.state, row)
     return found
+
+
+def record_outcome(connection: Connection, before: InstructionState, after: InstructionState,
+                   day: dt.date) -> None:
+    """Index an instruction that has just reached a final state."""
+    if after.status in lifecycle.FINAL and before.status not in lifecycle.FINAL:
+        connection.execute(schema.instruction_outcomes.insert(), [{
+            "reference": after.reference, "status": after.status.value,
+            "business_date": day.isoformat()}])
 
 
 def _replay(state: InstructionState, row: Any) -> InstructionState:
@@ -190,26 +212,37 @@ def _confirmation_of_row(row: Any, state: InstructionState) -> Confirmation:
                         bool(row.partial), message_reference=row.message_reference)
 
 
-def instructed_trade_ids(connection: Connection) -> dict[str, str]:
-    """Every trade in a live instruction (not cancelled, not rejected) -> its reference."""
-    live = {ref for ref, item in instructions(connection).items()
-            if item.state.status not in (InstructionStatus.CANCELLED, InstructionStatus.REJECTED)}
-    return {str(trade_id): str(reference) for reference, trade_id in connection.exec_driver_sql(
-        "SELECT reference, trade_id FROM instruction_trades") if reference in live}
-
-
 # --- instructing -------------------------------------------------------------------------------
 
 
-def _open_trades(connection: Connection, through: dt.date) -> list[Trade]:
-    """Trades booked by ``through`` (trade date), neither cancelled nor settled in full."""
+def _candidate_trades(connection: Connection, day: dt.date) -> list[Trade]:
+    """Trades to instruct by ``day``: booked (trade date ≤ day), not cancelled, not settled,
+    in no live instruction; looked for only where new ones can be — trade dates since the
+    last end of day, trades booked since it, and trades of instructions cancelled or
+    rejected (a net instruction's other trades are instructed again)."""
     m = repo.mark(connection)
+    last = connection.exec_driver_sql(
+        "SELECT business_date, head_sequence FROM eod_runs WHERE business_date < "
+        f"{m} ORDER BY business_date DESC LIMIT 1", (day.isoformat(),)).first()
+    since_day, since_sequence = (str(last[0]), int(last[1])) if last else ("0000-00-00", 0)
+    dead = ("(SELECT o.reference FROM instruction_outcomes o WHERE o.status IN ('CANCELLED', "
+            "'REJECTED') UNION SELECT g.reference FROM settlement_messages g WHERE g.kind = "
+            "'CANCEL' AND NOT EXISTS (SELECT 1 FROM settlement_messages r WHERE r.reference = "
+            "g.reference AND r.id > g.id AND r.kind = 'STATUS' AND r.status = 'REJECTED' AND "
+            "r.decision = 'APPLIED'))")  # a refused cancellation leaves it live
+    usable = (f"t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM cancels c WHERE c.trade_id "
+              f"= t.trade_id) AND NOT EXISTS (SELECT 1 FROM instruction_trades it WHERE "
+              f"it.trade_id = t.trade_id AND it.reference NOT IN {dead}) AND NOT EXISTS "
+              f"(SELECT 1 FROM entries s WHERE s.entry_key = 'post:trade:' || t.trade_id)")
     rows = connection.exec_driver_sql(
-        f"SELECT t.* FROM trades t WHERE t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
-        f"cancels c WHERE c.trade_id = t.trade_id) AND NOT EXISTS (SELECT 1 FROM entries e "
-        f"WHERE e.entry_key = 'post:trade:' || t.trade_id) ORDER BY t.sequence",
-        (through.isoformat(),)).all()
-    return [repo.trade_of(row) for row in rows]
+        f"SELECT t.* FROM trades t WHERE t.trade_date > {m} AND {usable} "
+        f"UNION SELECT t.* FROM trades t JOIN entries e ON e.entry_key = 'trade:' || t.trade_id "
+        f"WHERE e.sequence > {m} AND {usable} "
+        f"UNION SELECT t.* FROM trades t JOIN instruction_trades d ON d.trade_id = t.trade_id "
+        f"WHERE d.reference IN {dead} AND {usable}",
+        (since_day, day.isoformat(), since_sequence, day.isoformat(),
+         day.isoformat())).all()
+    return sorted(map(repo.trade_of, rows), key=lambda trade: trade.sequence)
 
 
 @dataclass
@@ -230,16 +263,11 @@ def instruct(connection: Connection, writer: JournalWriter, day: dt.date, refdat
     if not ssis:
         return report
     created_at = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    live = instructions(connection)
-    _cancel_for_cancelled_trades(connection, live, report, created_at, day)
-    taken = {trade_id for item in live.values() for trade_id in item.legs
-             if item.state.status not in (InstructionStatus.CANCELLED,
-                                          InstructionStatus.REJECTED,
-                                          InstructionStatus.CANCEL_REQUESTED)}
+    _cancel_for_cancelled_trades(connection, report, created_at, day)
     legs: list[Leg] = []
     trade_dates: dict[str, dt.date] = {}
-    for trade in _open_trades(connection, day):
-        if trade.trade_id in taken or not is_instrumented(trade, refdata, ssis):
+    for trade in _candidate_trades(connection, day):
+        if not is_instrumented(trade, refdata, ssis):
             continue
         legs.append(leg_of(trade, refdata.instruments[trade.isin].mic))
         trade_dates[trade.trade_id] = trade.trade_date
@@ -317,16 +345,15 @@ def _settle_by_netting(connection: Connection, writer: JournalWriter,
     return count
 
 
-def _cancel_for_cancelled_trades(connection: Connection, live: dict[str, Instructed],
-                                 report: InstructReport, created_at: dt.datetime,
-                                 day: dt.date) -> None:
-    cancelled = {str(row[0]) for row in connection.exec_driver_sql(
-        "SELECT trade_id FROM cancels")}
-    if not cancelled:
-        return
-    for reference, item in live.items():
-        if not cancelled & set(item.legs):
-            continue
+def _cancel_for_cancelled_trades(connection: Connection, report: InstructReport,
+                                 created_at: dt.datetime, day: dt.date) -> None:
+    """A cancellation message for every live instruction one of whose trades was cancelled."""
+    references = sorted({str(row[0]) for row in connection.exec_driver_sql(
+        "SELECT it.reference FROM cancels c JOIN instruction_trades it ON it.trade_id = "
+        "c.trade_id WHERE NOT EXISTS (SELECT 1 FROM instruction_outcomes o WHERE o.reference "
+        "= it.reference) AND NOT EXISTS (SELECT 1 FROM settlement_messages g WHERE "
+        "g.reference = it.reference AND g.kind = 'CANCEL')")})
+    for reference, item in instructions(connection, references).items():
         if item.state.status in lifecycle.FINAL or \
                 item.state.status is InstructionStatus.CANCEL_REQUESTED:
             continue
@@ -416,11 +443,14 @@ def receive(connection: Connection, writer: JournalWriter,
                 scale = refdata.instruments[item.state.isin].quantity_scale
                 report.settled_entries += _post_settlement(connection, writer, item,
                                                            settled_now.quantity, message, scale)
+                record_outcome(connection, item.state, after, message.settlement_date)
                 item.state = after
                 if message.message_reference:
                     seen_confirmations.add(message.message_reference)
         else:
-            item.state, problems = lifecycle.apply_status(item.state, message)
+            after, problems = lifecycle.apply_status(item.state, message)
+            record_outcome(connection, item.state, after, received_on)
+            item.state = after
         decision = problems[0].rule.value if problems else "APPLIED"
         if isinstance(message, Confirmation):
             _record_message(connection, message.reference, "CONFIRMATION", "SETTLED", (),
@@ -557,7 +587,9 @@ def fails(connection: Connection, as_of: dt.date, refdata: RefData,
     """Instructions past their intended settlement date at the end of ``as_of`` (the ISD
     itself counts: a trade not settled by the end of its ISD has failed) and not settled."""
     rows = []
-    for item in (items if items is not None else instructions(connection)).values():
+    if items is None:
+        items = instructions(connection, open_through=as_of, as_of=as_of)
+    for item in items.values():
         state = item.state
         if state.status in lifecycle.FINAL or state.settlement_date > as_of:
             continue
@@ -596,7 +628,7 @@ def accrue_penalties(connection: Connection, writer: JournalWriter, day: dt.date
     done = {str(row[0]) for row in connection.exec_driver_sql(
         f"SELECT reference FROM penalties WHERE business_date = {repo.mark(connection)}",
         (day.isoformat(),))}
-    items = instructions(connection)
+    items = instructions(connection, open_through=day, as_of=day)
     for row in fails(connection, day, refdata, calendar, items):
         instrument = refdata.instruments[row.isin]
         if row.reference in done or instrument.mic not in CSDR_MARKETS:

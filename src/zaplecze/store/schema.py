@@ -313,6 +313,15 @@ settlement_messages = Table(
     Column("fingerprint", Hash, nullable=False, unique=True),
 )
 
+# When an instruction reached a final state (SETTLED, CANCELLED, REJECTED): an index of the
+# fold of its messages, so the open ones are found without folding every instruction ever sent.
+instruction_outcomes = Table(
+    "instruction_outcomes", metadata,
+    Column("reference", String(16), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("business_date", Date, nullable=False),
+)
+
 # CSDR cash penalties, one per failing instruction and failing business day.
 penalties = Table(
     "penalties", metadata,

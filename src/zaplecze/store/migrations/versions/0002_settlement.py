@@ -15,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("ssis", "settlement_instructions", "instruction_trades", "settlement_messages",
-          "penalties")
+          "instruction_outcomes", "penalties")
 
 INDEXES = (
     "CREATE INDEX ix_instructions_date ON settlement_instructions (settlement_date)",
@@ -28,7 +28,8 @@ def upgrade() -> None:
     for statement in INDEXES:
         op.execute(statement)
     # Instructions and messages received are records of what was said: never changed.
-    for table in ("settlement_instructions", "instruction_trades", "settlement_messages"):
+    for table in ("settlement_instructions", "instruction_trades", "settlement_messages",
+                  "instruction_outcomes"):
         if bind.dialect.name == "postgresql":
             op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
                        f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION zaplecze_refuse_change()")
