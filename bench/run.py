@@ -18,7 +18,10 @@ Figures:
  4. `eod --through LAST` in total and per business day;
  5. the core reports as of a date in the middle of the book, each in its own process;
  6. on a book of at most 100,000 trades: `ledger -f EXPORT bal --flat --no-total` against our own
-    init + load + report trial-balance.
+    init + load + report trial-balance;
+ 7. settlement, in-process on the SQLite book (bench/settlement_bench.py): netting every trade
+    into obligations and making their instructions (seconds), and writing their ISO 20022
+    sese.023 files (messages/s), a sample validated against the official schema.
 Peak memory is the child's own maximum resident set size, read with os.wait4 per child.
 """
 
@@ -395,6 +398,22 @@ def bench_backend(figures: Figures, backend: Backend, cli: list[str], book: Path
                         f"as of {middle}, {_json_rows(run.stdout)} rows")
 
 
+def bench_settlement(figures: Figures, db_path: Path, outbox: Path) -> None:
+    import settlement_bench
+
+    with figures.step(7, "settlement", "SQLite"):
+        measured = settlement_bench.run(db_path, outbox)
+        figures.add(7, "net + instruct", "-", measured.netting_seconds + measured.instruct_seconds,
+                    "s", note=f"{measured.trades:,} trades -> {measured.obligations:,} "
+                    f"obligations ({measured.netting_seconds:.1f} s netting) -> "
+                    f"{measured.instructions:,} instructions ({measured.instruct_seconds:.1f} s); "
+                    f"reading the trades took {measured.read_seconds:.1f} s more")
+        figures.add(7, "sese.023 generation", "-", measured.written / measured.write_seconds,
+                    "messages/s", note=f"{measured.written:,} files in "
+                    f"{measured.write_seconds:.1f} s; {measured.validated} validated against the "
+                    f"XSD, {measured.invalid} invalid")
+
+
 def load(product: Product, book: Path) -> tuple[Run, int]:
     """`load`, which exits 1 when it rejected rows: then it must name them (file:line)."""
     run = product.run("load", str(book), ok=(0, 1))
@@ -568,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if trade_rows:
             for backend in backends:
                 bench_backend(figures, backend, cli, book, shape, trade_rows, args.timeout)
+            bench_settlement(figures, work / "sqlite" / "book.db", work / "outbox")
         ledger_shape, ledger_book, ledger_rows = shape, book, trade_rows
         if shape.trades > LEDGER_BOOK_TRADES_MAX:
             ledger_shape = BookShape(seed=args.seed, accounts=args.accounts,

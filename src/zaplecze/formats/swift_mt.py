@@ -690,6 +690,7 @@ def _read(text: str, source: str, types: dict[str, str],
         except _Rejected as rejected:
             problems.append(Problem(rejected.rule, f"MT{message.message_type}: {rejected.detail}",
                                     source, rejected.line or message.line))
+    problems.sort(key=lambda problem: problem.line or 0)  # in the order of the file
     return results, problems
 
 
