@@ -16,6 +16,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from zaplecze.formats import iso20022
 from zaplecze.settlement.model import Instruction, Payment
@@ -111,6 +112,7 @@ def _legs(db_path: Path) -> list[Leg]:
         rows = connection.execute(
             "SELECT t.* FROM trades t WHERE NOT EXISTS (SELECT 1 FROM cancels c WHERE "
             "c.trade_id = t.trade_id) ORDER BY t.sequence")
-        return [leg_of(repo.trade_of(row), mics[row["isin"]]) for row in rows]
+        return [leg_of(repo.trade_of(SimpleNamespace(**dict(row))), mics[row["isin"]])
+                for row in rows]
     finally:
         connection.close()

@@ -318,10 +318,11 @@ def _document(message: str, body: str) -> tuple[etree._Element, etree._Element]:
 
 def _add(parent: etree._Element, path: str, text: str | None = None) -> etree._Element:
     """New elements ``a/b/c`` under ``parent``, in its namespace; the last of them."""
-    namespace = etree.QName(parent).namespace
+    tag = parent.tag
+    prefix = tag[:tag.index("}") + 1] if tag.startswith("{") else ""  # "{namespace}"
     element = parent
     for name in path.split("/"):
-        element = etree.SubElement(element, f"{{{namespace}}}{name}")
+        element = etree.SubElement(element, prefix + name)
     if text is not None:
         element.text = text
     return element

@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     receive.add_argument("files", type=Path, nargs="+", metavar="FILE")
     receive.add_argument("--date", type=_date, metavar="DATE",
                          help="the business day they are received (default: today)")
+    receive.add_argument("--xsd-dir", type=Path, metavar="DIR",
+                         help="validate sese.024/025 against the official schemas in DIR "
+                         "(sese.024.001.12.xsd, sese.025.001.11.xsd)")
     for action, words in (("cancel", "cancel an instruction (before settlement started)"),
                           ("hold", "put an instruction on hold"),
                           ("release", "release a held instruction")):
@@ -300,7 +303,7 @@ def cmd_settle(args: argparse.Namespace) -> int:
         for path in args.files:
             if not path.is_file():
                 raise UsageError(f"{path} is not a file")
-        report = settlement_desk.receive(engine, args.files, day)
+        report = settlement_desk.receive(engine, args.files, day, args.xsd_dir)
         for problem in report.problems:
             print(f"rejected {problem}")
         print(f"{report.applied} message(s) applied, {report.unchanged} already received, "

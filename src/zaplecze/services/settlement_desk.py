@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -80,19 +81,26 @@ def instruct(engine: Engine, day: dt.date, out: Path, fmt: str,
     return written
 
 
-def read_messages(path: Path) -> tuple[list[StatusAdvice | Confirmation], list[Problem]]:
+def read_messages(path: Path, xsd_dir: Path | None = None,
+                  ) -> tuple[list[StatusAdvice | Confirmation], list[Problem]]:
     """Status advices and confirmations in one file, by what the file holds: ISO 20022
-    sese.024 / sese.025 XML, or SWIFT MT544–547 / MT548."""
+    sese.024 / sese.025 XML (validated against ``xsd_dir``'s official schemas when given), or
+    SWIFT MT544–547 / MT548."""
     data = path.read_bytes()
     name = path.name
     messages: list[StatusAdvice | Confirmation] = []
     problems: list[Problem] = []
+
+    def schema(message: str) -> Any:
+        return iso20022.load_schema(xsd_dir / f"{message}.xsd") if xsd_dir else None
+
     if data.lstrip().startswith(b"<"):
         if iso20022.SESE025.encode() in data:
-            confirmations, problems = iso20022.read_sese025(data, name)
+            confirmations, problems = iso20022.read_sese025(data, name,
+                                                            schema(iso20022.SESE025))
             messages += confirmations
         elif iso20022.SESE024.encode() in data:
-            advices, problems = iso20022.read_sese024(data, name)
+            advices, problems = iso20022.read_sese024(data, name, schema(iso20022.SESE024))
             messages += advices
         else:
             problems = [Problem(Rule.UNSUPPORTED_MESSAGE_TYPE,
@@ -109,12 +117,13 @@ def read_messages(path: Path) -> tuple[list[StatusAdvice | Confirmation], list[P
     return messages, problems
 
 
-def receive(engine: Engine, paths: list[Path], day: dt.date) -> settlement.ReceiveReport:
+def receive(engine: Engine, paths: list[Path], day: dt.date,
+            xsd_dir: Path | None = None) -> settlement.ReceiveReport:
     """Apply every message of every file, one transaction per file; unreadable messages are
     reported and kept for operators, like refused ones."""
     report = settlement.ReceiveReport()
     for path in paths:
-        messages, problems = read_messages(path)
+        messages, problems = read_messages(path, xsd_dir)
         unsupported = [p for p in problems if p.rule is Rule.UNSUPPORTED_MESSAGE_TYPE]
         if unsupported and messages:  # the other reader's complaint about a message it
             problems = [p for p in problems if p not in unsupported]  # does not read
