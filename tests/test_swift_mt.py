@@ -9,11 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import shared_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum import isin as isin_number
 
+from conftest import shared_path
 from zaplecze.formats.swift_mt import (
     Holding,
     MtWriteError,
@@ -26,6 +26,7 @@ from zaplecze.formats.swift_mt import (
     read_confirmations,
     read_holdings,
     read_instructions,
+    read_settlement_messages,
     read_status_advices,
     transliterate,
     write_mt54x,
@@ -159,13 +160,17 @@ def test_sample_reads_with_exactly_its_known_problems(name: str) -> None:
         assert len(values) == 1
 
 
+DAMAGED_SAMPLES = {"MT535_02.fin", "MT535_04.fin", "MT535_05.fin", "MT541_01.fin"}
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLE_PROBLEMS))
 def test_sample_frames_unless_damaged(name: str) -> None:
     messages, problems = parse_fin(sample(name), name)
-    damaged = [rule for rule, _ in SAMPLE_PROBLEMS[name] if rule is Rule.MT_MALFORMED]
-    structural = name in ("MT535_02.fin", "MT535_04.fin", "MT535_05.fin", "MT541_01.fin")
-    assert len(problems) == (1 if structural else 0) == len(damaged) - (name == "MT540_04.fin")
-    assert len(messages) == (0 if structural else 1 + (name == "MT535_03.fin"))
+    if name in DAMAGED_SAMPLES:  # one framing problem, the message left out
+        assert (messages, where(problems)) == ([], list(SAMPLE_PROBLEMS[name]))
+    else:
+        assert problems == []
+        assert len(messages) == (2 if name == "MT535_03.fin" else 1)  # MT535_03: NAK + MT535
 
 
 def test_sample_mt540_02_a_cancellation_of_a_face_amount() -> None:
@@ -544,10 +549,13 @@ def test_one_advice_per_status_and_unknown_statuses_are_problems() -> None:
                                (Rule.INVALID_ENUM_VALUE, line_of(text, "SETT/XCSD"))]
 
 
-def test_status_without_its_linkage_is_refused() -> None:
+def test_status_without_its_linkage_or_status_is_refused() -> None:
     text = mt548(("IPRC//PACK", ())).replace(":20C::RELA//ZAP-0001", ":20C::PREV//ZAP-0001")
     assert where(read_status_advices(text, "s")[1]) == \
         [(Rule.MT_MISSING_FIELD, line_of(text, ":16R:GENL"))]
+    text = mt548()
+    assert where(read_status_advices(text, "s")[1]) == \
+        [(Rule.MT_MISSING_SEQUENCE, line_of(text, ":16R:GENL"))]
 
 
 # --- confirmations, partial settlement --------------------------------------------------------
@@ -670,7 +678,10 @@ def test_bad_dates_and_numbers_in_read_messages() -> None:
              (good.replace("PLN41250,5", "PLN41.250,5"), Rule.INVALID_NUMBER, "PLN41.250"),
              (good.replace("PLN41250,5", "NPLN41250,5"), Rule.AMOUNT_SIGN_CONTRADICTS_KIND,
               "NPLN"),
-             (good.replace("ISIN PLPKO0000016", "ISIN PKO"), Rule.INVALID_ISIN, "ISIN PKO")]
+             (good.replace("ISIN PLPKO0000016", "ISIN PKO"), Rule.INVALID_ISIN, "ISIN PKO"),
+             (good.replace("UNIT/1000,", "UNIT/0,"), Rule.NON_POSITIVE_QUANTITY, "UNIT/0,"),
+             (good.replace("UNIT/1000,", "UNIT/N5,"), Rule.INVALID_NUMBER, "UNIT/N5,"),
+             (good.replace("PLN41250,5", "PLX41250,5"), Rule.INVALID_CURRENCY, "PLX")]
     for text, rule, marker in cases:
         assert where(read_instructions(text, "f")[1]) == [(rule, line_of(text, marker))], marker
 
@@ -683,6 +694,17 @@ def test_readers_take_only_their_own_types() -> None:
     problems = read_holdings(text, "f")[1]
     assert [problem.rule for problem in problems] == [Rule.UNSUPPORTED_MESSAGE_TYPE] * 2
     assert "MT544 is not read here" in problems[0].detail
+
+
+def test_confirmations_and_statuses_in_one_pass() -> None:
+    damaged = confirmation("545").replace(":16S:FIAC", ":16S:FIA")
+    text = "\n".join([mt548(("MTCH//MACH", ())), damaged, confirmation("547"),
+                      sample("MT540_03.fin")])
+    values, problems = read_settlement_messages(text, "inbox.fin")
+    assert [type(value).__name__ for value in values] == ["StatusAdvice", "Confirmation"]
+    assert where(problems) == [
+        (Rule.MT_MALFORMED, line_of(text, ":16S:FIA\n")),
+        (Rule.UNSUPPORTED_MESSAGE_TYPE, line_of(text, "{1:F01FOOLUS30"))]
 
 
 def test_holdings_by_sub_safekeeping_account_with_a_short_position() -> None:
@@ -700,8 +722,30 @@ def test_holdings_by_sub_safekeeping_account_with_a_short_position() -> None:
         ("SUB-1", "PLPKO0000016", Decimal(1500)), ("SUB-1", "US0378331005", Decimal("-20.5")),
         ("MAIN", "PLPKO0000016", Decimal(7))]
     assert {h.statement_date for h in holdings} == {dt.date(2024, 1, 5)}
+    inactive = text.replace(":17B::ACTI//Y", ":17B::ACTI//N")
+    assert where(read_holdings(inactive, "h")[1]) == \
+        [(Rule.MT_MALFORMED, line_of(inactive, ":16R:SUBSAFE"))]  # rule C1 (E66)
 
 
 def test_no_shared_sample_was_copied_into_the_repository() -> None:
     root = Path(__file__).resolve().parents[1]
     assert not [path for path in root.rglob("*.fin") if ".venv" not in path.parts]
+
+
+MUTATION_SAMPLES = ("MT535_06.fin", "MT540_01.fin", "MT541_07.fin", "MT545_01.fin",
+                    "MT547_01.fin")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(MUTATION_SAMPLES),
+       st.lists(st.tuples(st.floats(0, 1), st.sampled_from(list(":/{}-\n,N09AZ $ż")),
+                          st.booleans()), min_size=1, max_size=4))
+def test_damaged_samples_give_problems_never_exceptions(
+        name: str, edits: list[tuple[float, str, bool]]) -> None:
+    text = sample(name)
+    for at, char, insert in edits:
+        cut = int(at * (len(text) - 1))
+        text = text[:cut] + char + text[cut + (0 if insert else 1):]
+    for reader in (read_instructions, read_confirmations, read_status_advices, read_holdings):
+        _, problems = reader(text, "mutated")
+        assert all(problem.source == "mutated" and problem.line for problem in problems)

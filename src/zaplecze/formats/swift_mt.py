@@ -33,12 +33,14 @@ gets one ``mt_malformed`` problem at its line and is left out; the messages arou
 Problems carry the physical line of the file (1-based). Checksums and MACs are not verified.
 
 The typed readers (``read_instructions``, ``read_confirmations``, ``read_status_advices``,
-``read_holdings``) take the user messages of their types, check the mandatory sequences and
-fields (``check_mandatory``: ``mt_missing_sequence`` / ``mt_missing_field``) and read the
-values; a message of another type is ``unsupported_message_type``; service messages (ACK/NAK)
-are skipped. A broken value rejects its message (``invalid_number``, ``invalid_date``,
-``invalid_isin``, ``mt_malformed`` for a field of the wrong shape, ``invalid_enum_value`` for a
-function or status we do not read) and never stops the next one.
+``read_holdings``, and ``read_settlement_messages`` for MT544–548 in one pass) take the user
+messages of their types, check the mandatory sequences and fields (``check_mandatory``:
+``mt_missing_sequence`` / ``mt_missing_field``) and read the values; a message of another type
+is ``unsupported_message_type``; service messages (ACK/NAK) are skipped. A broken value rejects
+its message (``invalid_number``, ``invalid_date``, ``invalid_isin``, ``invalid_currency``,
+``non_positive_quantity``, ``mt_malformed`` for a field of the wrong shape,
+``invalid_enum_value`` for a function or status we do not read) and never stops the next one.
+Problems come back in the order of the file.
 
 Choices made while reading:
 
@@ -55,8 +57,8 @@ Choices made while reading:
   gives a positive remaining quantity ``:36B::RSTT``; ``remaining_quantity`` is that RSTT.
   ``PARS//PARC`` (the last part of an earlier partial) is not partial. A confirmation whose
   function is not NEWM (a CANC reverses an earlier one) is refused: the value has no way to
-  say so. ``our reference`` is ``:20C::RELA`` of the linkages; their SEME is
-  ``message_reference``.
+  say so. ``reference`` (ours) is ``:20C::RELA`` of the linkages; the sender's SEME is
+  ``message_reference``; 23G's subfunction (DUPL, COPY) goes to ``extra["subfunction"]``.
 - Status (MT548): one ``StatusAdvice`` per status sequence (A2 STAT), its reasons the
   ``:24B:`` codes of that sequence (``ISSUER/code`` for a proprietary one). ``reference`` is
   ``:20C::RELA``: the instruction for 23G INST, our cancellation request for 23G CAST. Codes:
@@ -71,6 +73,9 @@ Choices made while reading:
 - Instructions: the account owner is ``:95a::ACOW`` of FIAC, else the sender of the message;
   ``creation`` is ``:98a::PREP`` (a date alone is midnight); 23G's subfunction (COPY, DUPL)
   is ignored; an instruction needs a trade date (``:98a::TRAD``), though the standard does not.
+- Holdings (MT535): one ``Holding`` per B1 FIN, its ``:93B::AGGR`` balance (sign N:
+  negative), for the sub-safekeeping account's ``:97a::SAFE`` or else the statement's.
+- Check digits (ISIN) are not verified when reading: the shape is; BICs are read as given.
 
 Writing
 -------
@@ -80,8 +85,11 @@ the rest): A GENL (SEME, 23G NEWM or CANC, PREP as 98C, or 98E with the UTC offs
 time is aware, to the second; A1 LINK with PREV for the linked reference, one A1 with TRRF per
 trade id), B TRADDET (SETT, TRAD, ISIN), C FIAC (36B UNIT, ACOW, SAFE), E SETDET (SETR//TRAD,
 STCO//NPAR when no partial settlement is allowed, E1 DEAG (receive) or REAG (deliver) with its
-account, then E1 PSET, E3 SETT amount when against payment). The counterparty is written as
-95P when it is a BIC, 95R when it is ``ISSUER/code``, else as 95Q name and address.
+account, then E1 PSET, E3 SETT amount when against payment). No network rule orders the E1
+sequences; the counterparty's agent comes first and the place of settlement last, as in the
+shared samples. The counterparty is written as 95P when it is a BIC, 95R when it is
+``ISSUER/code`` in the x set, else as 95Q name and address; PSET as 95P (a BIC) or 95C (a
+country). ``write_mt54x`` reads what it wrote back and asserts it frames and is complete.
 
 The SWIFT x character set is ``a-z A-Z 0-9 / - ? : ( ) . , ' +``, space and CR LF.
 ``check_x_charset`` lists what falls outside; ``transliterate`` maps Polish and other Latin
@@ -139,6 +147,7 @@ __all__ = [
     "read_confirmations",
     "read_holdings",
     "read_instructions",
+    "read_settlement_messages",
     "read_status_advices",
     "transliterate",
     "write_mt54x",
@@ -384,10 +393,10 @@ def parse_fin(text: str, source: str) -> tuple[list[FinMessage], list[Problem]]:
         stray = text[position:start if start >= 0 else len(text)]
         if stray.strip(_GAP):
             offset = position + len(stray) - len(stray.lstrip(_GAP))
-            what = "before its first message" if not messages and start >= 0 else \
-                "outside any message" if start >= 0 or messages else "and no FIN message ({1:…)"
+            what = "no FIN message ({1:…), only" if start < 0 and position == 0 else \
+                "text outside any message:"
             problems.append(Problem(Rule.MT_MALFORMED,
-                                    f"text {what}: {_excerpt(stray.strip(_GAP))!r}",
+                                    f"{what} {_excerpt(stray.strip(_GAP))!r}",
                                     source, line_of(offset)))
         if start < 0:
             return messages, problems
@@ -579,7 +588,7 @@ _NEEDS: dict[str, tuple[_Need, ...]] = {
     "535": _needs("GENL", "GENL 28E", "GENL 20C::SEME", "GENL 23G", "GENL 98a::STAT",
                   "GENL 97a::SAFE", "GENL 17B::ACTI", "SUBSAFE/FIN 35B", "SUBSAFE/FIN 93B::AGGR"),
 }
-# The settlement parties needed unless :22F::DBNM: says there are none (network rule E91).
+# The settlement parties needed unless :22F::DBNM: says there are none (a network rule).
 _PARTIES_NEEDED = {
     mt: _needs(f"SETDET/SETPRTY ? 95a::{agent}", "SETDET/SETPRTY ? 95a::PSET")
     for mts, agent in ((("540", "541", "544", "545"), "DEAG"),
@@ -771,6 +780,12 @@ def _quantity(f: Field, signed: bool = False) -> tuple[str, Decimal]:
     return kind, -quantity if sign else quantity
 
 
+def _positive(f: Field | None, quantity: Decimal) -> None:
+    if quantity <= 0:
+        raise _Rejected(Rule.NON_POSITIVE_QUANTITY, f"the quantity {quantity} is not positive",
+                        f.line if f else None)
+
+
 _AMOUNT = re.compile(r"(N?)([A-Z]{3})(.*)", re.DOTALL)
 
 
@@ -781,6 +796,9 @@ def _amount(f: Field) -> tuple[str, Decimal]:
         raise _Rejected(Rule.MT_MALFORMED, f":{f.tag}:{f.text} is not "
                                            f":{f.qualifier or 'QUAL'}//CCYamount", f.line)
     sign, currency, text = match.groups()
+    if not is_currency(currency):
+        raise _Rejected(Rule.INVALID_CURRENCY, f"{_name(f)} {f.value!r}: {currency!r} is not an "
+                                               "ISO 4217 currency", f.line)
     amount = _number(f, text, "the amount")
     if sign:
         raise _Rejected(Rule.AMOUNT_SIGN_CONTRADICTS_KIND,
@@ -875,7 +893,9 @@ def _instruction(message: FinMessage) -> Instruction:
     if not isin:
         raise _Rejected(Rule.INVALID_ISIN, f"the security is {named!r}, not an ISIN",
                         traddet.line)
-    _, quantity = _quantity(_needed(fiac, "36B", "SETT", "the quantity"))
+    quantity_field = _needed(fiac, "36B", "SETT", "the quantity")
+    _, quantity = _quantity(quantity_field)
+    _positive(quantity_field, quantity)
     owner = fiac.first("95a", "ACOW")
     amount = currency = None
     if payment is Payment.AGAINST:
@@ -937,9 +957,11 @@ def _confirmation(message: FinMessage) -> Confirmation:
     isin, named = _security(_needed(traddet, "35B", "", "the security"))
     if named:
         extra["security_id"] = named
-    settled = {kind: quantity for kind, quantity in
-               reversed([_quantity(f) for f in fiac.every("36B", "ESTT")])}
+    settled: dict[str, Decimal] = {}  # the first settled quantity of each type
+    for f in fiac.every("36B", "ESTT"):
+        settled.setdefault(*_quantity(f))
     kind = next((k for k in _QUANTITY_PREFERENCE if k in settled), next(iter(settled)))
+    _positive(fiac.first("36B", "ESTT"), settled[kind])
     if kind != "UNIT":
         extra["quantity_type"] = kind
     remaining_field = _anywhere(message.body, "36B", "RSTT")
@@ -1025,6 +1047,20 @@ def _status_advices(message: FinMessage, problems: list[Problem]) -> list[Status
             message_reference=_needed(genl, "20C", "SEME", "the reference").value,
             source=message.where()))
     return advices
+
+
+def read_settlement_messages(text: str, source: str,
+                             ) -> tuple[list[Confirmation | StatusAdvice], list[Problem]]:
+    """Confirmations (MT544–547) and status advices (MT548) of one file, in file order: one
+    pass, so a damaged message is reported once and neither type is 'unsupported'."""
+    names = {**_CONFIRMATION_NAMES, "548": "settlement status and processing advice"}
+
+    def build(message: FinMessage, problems: list[Problem]) -> list[Confirmation | StatusAdvice]:
+        if message.message_type == "548":
+            return list(_status_advices(message, problems))
+        return [_confirmation(message)]
+
+    return _read(text, source, names, build)
 
 
 # --- holdings: MT535 --------------------------------------------------------------------------
@@ -1117,7 +1153,7 @@ class _Writer:
             return False
         if len(text) > size * lines:
             self.refuse(Rule.MT_MALFORMED, f"{what} {text!r} has {len(text)} characters, more "
-                                           f"than the {size} allowed")
+                                           f"than the {size * lines} allowed")
             return False
         return True
 

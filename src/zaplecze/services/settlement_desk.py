@@ -73,8 +73,12 @@ def instruct(engine: Engine, day: dt.date, out: Path, fmt: str,
         else:
             from zaplecze.formats import swift_mt
 
-            text = swift_mt.write_mt54x(instruction, settlement.FIRM_BIC,
-                                        instruction.place_of_settlement)
+            try:
+                text = swift_mt.write_mt54x(instruction, settlement.FIRM_BIC,
+                                            instruction.place_of_settlement)
+            except swift_mt.MtWriteError as refused:
+                written.report.problems += refused.problems
+                continue
             path = out / f"{row.reference}.fin"
             path.write_text(text, encoding="ascii")
         written.files.append(path)
@@ -108,12 +112,8 @@ def read_messages(path: Path, xsd_dir: Path | None = None,
         return messages, problems
     from zaplecze.formats import swift_mt
 
-    text = data.decode("latin-1")
-    confirmations, first = swift_mt.read_confirmations(text, name)
-    advices, second = swift_mt.read_status_advices(text, name)
-    messages += confirmations
-    messages += advices
-    problems = first + second
+    read, problems = swift_mt.read_settlement_messages(data.decode("latin-1"), name)
+    messages += read
     return messages, problems
 
 
@@ -124,10 +124,6 @@ def receive(engine: Engine, paths: list[Path], day: dt.date,
     report = settlement.ReceiveReport()
     for path in paths:
         messages, problems = read_messages(path, xsd_dir)
-        unsupported = [p for p in problems if p.rule is Rule.UNSUPPORTED_MESSAGE_TYPE]
-        if unsupported and messages:  # the other reader's complaint about a message it
-            problems = [p for p in problems if p not in unsupported]  # does not read
-
         def work(connection: Connection, messages: list[StatusAdvice | Confirmation] = messages,
                  problems: list[Problem] = problems) -> settlement.ReceiveReport:
             part = settlement.ReceiveReport()
