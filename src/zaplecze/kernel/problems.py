@@ -73,6 +73,21 @@ class Rule(StrEnum):
     DUPLICATE_CONFIRMATION = "duplicate_confirmation"
     CONFIRMATION_EXCEEDS_INSTRUCTION = "confirmation_exceeds_instruction"
     INSTRUCTION_NOT_CANCELLABLE = "instruction_not_cancellable"
+    # --- reconciliation ------------------------------------------------------------------
+    STATEMENT_DOES_NOT_ADD_UP = "statement_does_not_add_up"
+    STATEMENT_ALREADY_RECEIVED = "statement_already_received"
+    UNKNOWN_SAFEKEEPING_ACCOUNT = "unknown_safekeeping_account"
+    UNKNOWN_BREAK = "unknown_break"
+    BREAK_ALREADY_RESOLVED = "break_already_resolved"
+    RESOLUTION_REASON_REQUIRED = "resolution_reason_required"
+    # --- corporate actions in operation --------------------------------------------------
+    FOUR_EYES_REQUIRED = "four_eyes_required"
+    EVENT_NOT_APPROVED = "event_not_approved"
+    EVENT_ALREADY_APPLIED = "event_already_applied"
+    EVENT_NOT_APPLIED = "event_not_applied"
+    UNSUPPORTED_EVENT_KIND = "unsupported_event_kind"
+    UNKNOWN_EVENT = "unknown_event"
+    AMENDMENT_AFTER_APPROVAL = "amendment_after_approval"
 
 
 @dataclass(frozen=True, slots=True)

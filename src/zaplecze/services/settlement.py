@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -225,11 +226,10 @@ def _candidate_trades(connection: Connection, day: dt.date) -> list[Trade]:
         "SELECT business_date, head_sequence FROM eod_runs WHERE business_date < "
         f"{m} ORDER BY business_date DESC LIMIT 1", (day.isoformat(),)).first()
     since_day, since_sequence = (str(last[0]), int(last[1])) if last else ("0000-00-00", 0)
+    # An instruction is dead once the depository cancelled or rejected it: only then are its
+    # trades free (a cancellation requested may still be refused, and the instruction settle).
     dead = ("(SELECT o.reference FROM instruction_outcomes o WHERE o.status IN ('CANCELLED', "
-            "'REJECTED') UNION SELECT g.reference FROM settlement_messages g WHERE g.kind = "
-            "'CANCEL' AND NOT EXISTS (SELECT 1 FROM settlement_messages r WHERE r.reference = "
-            "g.reference AND r.id > g.id AND r.kind = 'STATUS' AND r.status = 'REJECTED' AND "
-            "r.decision = 'APPLIED'))")  # a refused cancellation leaves it live
+            "'REJECTED'))")
     usable = (f"t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM cancels c WHERE c.trade_id "
               f"= t.trade_id) AND NOT EXISTS (SELECT 1 FROM instruction_trades it WHERE "
               f"it.trade_id = t.trade_id AND it.reference NOT IN {dead}) AND NOT EXISTS "
@@ -478,6 +478,9 @@ def keep_problems(connection: Connection, problems: Sequence[Problem],
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     records = {}
     for problem in problems:
+        where = re.fullmatch(r"(.+):(\d+)", problem.source or "")
+        if where and problem.line is None:  # a reader's "file:line" source, kept apart
+            problem = Problem(problem.rule, problem.detail, where[1], int(where[2]))
         digest = hashlib.sha256(f"{problem.source}|{problem.line}|{problem.rule.value}|"
                                 f"{problem.detail}".encode()).hexdigest()
         records[digest] = {"file": (problem.source or "settlement")[:64], "line": problem.line,
@@ -502,8 +505,9 @@ def _post_settlement(connection: Connection, writer: JournalWriter, item: Instru
     count = 0
     for trade_id in sorted(item.legs):
         entry = entries.get(trade_key(trade_id))
-        if entry is None or entry.phase is not Phase.PENDING:
-            continue
+        if entry is None or entry.phase is not Phase.PENDING or \
+                repo.entries_by_key(connection, [f"post:{entry.key}"]):
+            continue  # voided, or settled in full already
         leg_quantity = abs(item.legs[trade_id][0])
         whole = units(leg_quantity, scale)
         done_before = _cumulative(whole, before, total)

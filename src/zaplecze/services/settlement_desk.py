@@ -99,16 +99,19 @@ def read_messages(path: Path, xsd_dir: Path | None = None,
         return iso20022.load_schema(xsd_dir / f"{message}.xsd") if xsd_dir else None
 
     if data.lstrip().startswith(b"<"):
-        if iso20022.SESE025.encode() in data:
-            confirmations, problems = iso20022.read_sese025(data, name,
-                                                            schema(iso20022.SESE025))
-            messages += confirmations
-        elif iso20022.SESE024.encode() in data:
-            advices, problems = iso20022.read_sese024(data, name, schema(iso20022.SESE024))
-            messages += advices
-        else:
-            problems = [Problem(Rule.UNSUPPORTED_MESSAGE_TYPE,
-                                "neither sese.024.001.12 nor sese.025.001.11", name)]
+        readers = [(iso20022.SESE025, iso20022.read_sese025),
+                   (iso20022.SESE024, iso20022.read_sese024)]
+        named = [(message, reader) for message, reader in readers if message.encode() in data]
+        # A file naming neither is still read (as sese.024) so that a broken one is reported
+        # as not well-formed and another message type as unsupported.
+        for message, reader in named or readers[1:]:
+            read, found = reader(data, name, schema(message))
+            messages += read
+            others = [other for other, _ in named if other != message]
+            problems += [p for p in found if not (p.rule is Rule.UNSUPPORTED_MESSAGE_TYPE and
+                                                  any(f"{o} is not" in p.detail for o in others))]
+        if len(named) == 2:  # both readers saw every broken document: report each once
+            problems = list(dict.fromkeys(problems))
         return messages, problems
     from zaplecze.formats import swift_mt
 

@@ -1,0 +1,1 @@
+"""Reconciliation: our books against custodian, CSD and bank statements (pure)."""
