@@ -5,8 +5,8 @@ Runs in-process against the SQLite book the main bench loaded: it reads the book
 places them with standing settlement instructions (Warsaw trades net at KDPW, every other trade
 gross at DTC), nets them into obligations and makes an instruction of each (the product's own
 code: zaplecze.settlement.obligations), then writes each instruction's sese.023 file
-(zaplecze.formats.iso20022). With the official schema beside the clone, a sample of the files is
-validated too (not timed).
+(zaplecze.services.settlement_desk.write_instructions: both cores once there are many). With
+the official schema beside the clone, a sample of the files is validated too (not timed).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from zaplecze.formats import iso20022
+from zaplecze.services.settlement_desk import write_instructions
 from zaplecze.settlement.model import Instruction, Payment
 from zaplecze.settlement.obligations import (
     Leg,
@@ -84,11 +85,9 @@ def run(db_path: Path, out: Path, write_max: int | None = None) -> SettlementFig
                 min(trade_dates[t] for t in obligation.trade_ids), created))
     instructed = time.perf_counter() - started
 
-    out.mkdir(parents=True, exist_ok=True)
     to_write = made if write_max is None else made[:write_max]
     started = time.perf_counter()
-    for instruction in to_write:
-        (out / f"{instruction.reference}.xml").write_bytes(iso20022.write_sese023(instruction))
+    files, _, _ = write_instructions(to_write, out, "sese023")
     wrote = time.perf_counter() - started
 
     validated = invalid = 0
@@ -96,11 +95,11 @@ def run(db_path: Path, out: Path, write_max: int | None = None) -> SettlementFig
         schema = iso20022.load_schema(XSD)
         step = max(1, len(to_write) // VALIDATED_SAMPLE)
         for instruction in to_write[::step]:
-            data = (out / f"{instruction.reference}.xml").read_bytes()
+            data = (out / f"{instruction.reference}.sese023.xml").read_bytes()
             validated += 1
             invalid += bool(iso20022.validate(data, schema))
     return SettlementFigures(len(legs), read, netted, len(netting.obligations), instructed,
-                             len(made), len(to_write), wrote, validated, invalid)
+                             len(made), len(files), wrote, validated, invalid)
 
 
 def _legs(db_path: Path) -> list[Leg]:

@@ -120,7 +120,7 @@ class Instructed:
     seen: set[str] = field(default_factory=set)  # fingerprints of messages applied
 
 
-def _instruction_of(row: Any) -> Instruction:
+def instruction_of(row: Any) -> Instruction:
     return Instruction(
         reference=row.reference, function=Function(row.function),
         direction=Direction(row.direction), payment=Payment(row.payment),
@@ -160,7 +160,7 @@ def instructions(connection: Connection, references: Sequence[str] | None = None
     found: dict[str, Instructed] = {}
     for row in connection.exec_driver_sql(
             f"SELECT i.* FROM settlement_instructions i {where} ORDER BY i.sequence", params):
-        instruction = _instruction_of(row)
+        instruction = instruction_of(row)
         found[row.reference] = Instructed(instruction, row.counterparty,
                                           dt.date.fromisoformat(row.created_on), {},
                                           lifecycle.mark_sent(lifecycle.new_state(instruction)))

@@ -134,8 +134,12 @@ class Netting:
                 for trade_id in obligation.trade_ids}
 
 
-def _sort_key(obligation: Obligation) -> tuple[ObligationKey, str, tuple[str, ...]]:
-    return (obligation.key, obligation.payment.value, obligation.trade_ids)
+def _sort_key(obligation: Obligation,
+              ) -> tuple[dt.date, str, str, str, str, str, tuple[str, ...]]:
+    """Plain tuples: compared in C, not through the dataclass's generated ``__lt__``."""
+    key = obligation.key
+    return (key.settlement_date, key.counterparty, key.place_of_settlement, key.isin,
+            key.currency, obligation.payment.value, obligation.trade_ids)
 
 
 def _key_of(leg: Leg, ssi: SSI) -> ObligationKey:
@@ -164,8 +168,13 @@ def net_obligations(legs: Iterable[Leg], ssis: SSIBook) -> Netting:
     gross: list[Obligation] = []
     groups: dict[tuple[ObligationKey, tuple[str, str, str, str]],
                  list[tuple[Leg, SSI]]] = defaultdict(list)
+    found: dict[tuple[str, str, str], SSI | None] = {}
     for leg in legs:
-        ssi = ssis.find(leg.counterparty, leg.market, leg.currency)
+        wanted = (leg.counterparty, leg.market, leg.currency)
+        if wanted in found:
+            ssi = found[wanted]
+        else:
+            ssi = found[wanted] = ssis.find(*wanted)
         if ssi is None:
             problems.append(Problem(Rule.MISSING_SSI,
                                     f"trade {leg.trade_id}: no SSI for counterparty "
