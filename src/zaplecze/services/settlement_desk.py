@@ -23,10 +23,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from zaplecze.formats import iso20022
-from zaplecze.kernel.calendar import SettlementCalendar
 from zaplecze.kernel.problems import BookError, Problem, Rule
 from zaplecze.services import settlement
-from zaplecze.settlement import lifecycle
+from zaplecze.settlement import lifecycle, penalties
 from zaplecze.settlement.lifecycle import InstructionStatus
 from zaplecze.settlement.model import (
     Confirmation,
@@ -263,8 +262,8 @@ def simulate(engine: Engine, day: dt.date, out: Path, *, fail_every: int = 7,
             continue
         instrument = refdata.instruments[state.isin]
         currency = item.instruction.currency or instrument.currency
-        failed_days = len(_settlement_days(calendar, state.settlement_date, day,
-                                           instrument.mic, currency))
+        failed_days = len(penalties.failing_days(state.settlement_date, day, calendar,
+                                                 instrument.mic, currency))
         if number % fail_every == 0 and failed_days < 3:
             reason = "LACK" if state.direction is Direction.DELIVER else "CLAC"
             emit(f"{reference}-{stamp}-pend.xml", iso20022.write_sese024(StatusAdvice(
@@ -287,15 +286,3 @@ def simulate(engine: Engine, day: dt.date, out: Path, *, fail_every: int = 7,
             state.remaining_quantity - quantity if partial else None,
             f"S{stamp}S{number}"), header))
     return files
-
-
-def _settlement_days(calendar: SettlementCalendar, start: dt.date, end: dt.date, mic: str,
-                     currency: str) -> list[dt.date]:
-    """Settlement days from ``start`` to ``end``, both exclusive of ``end``."""
-    days = []
-    day = start
-    while day < end:
-        if calendar.is_settlement_day(day, mic, currency):
-            days.append(day)
-        day += dt.timedelta(days=1)
-    return days
