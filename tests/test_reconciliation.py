@@ -201,7 +201,7 @@ def test_date_window_skips_the_polish_holiday_with_a_calendar() -> None:
     assert len(match_cash([ours("K1", 100, FRI)], statement, calendar=CAL).matches) == 1
     # a currency whose payment system works that day: three days again
     assert match_cash([ours("K1", 100, FRI)], statement, calendar=CAL,
-                      currency="USD").matches == ()
+                      currency="EUR").matches == ()  # TARGET2 is open on 11 November
 
 
 def test_matching_is_on_value_date_not_booking_date() -> None:
@@ -262,6 +262,21 @@ def test_one_to_many_split() -> None:
     assert match.kind is MatchKind.ONE_TO_MANY
     assert sorted(e.amount for e in match.theirs) == [D(400), D(600)]
     assert kinds(result) == {(BreakKind.MISSING_AT_US, None, D(999))}
+
+
+def test_one_to_many_by_value_date() -> None:
+    statement = bank(entry(-300, TUE, bank_ref="BK-1"), entry(-200, TUE, bank_ref="BK-2"))
+    result = match_cash([ours("K1", -500, TUE)], statement)
+    [match] = result.matches
+    assert (match.kind, match.rule, len(match.theirs)) == (MatchKind.ONE_TO_MANY,
+                                                           "value date group", 2)
+
+
+def test_a_reference_group_comes_before_a_one_to_one_guess() -> None:
+    # P0 alone would match the -100 entry by amount and date; its batch reference wins
+    batch = [ours("P0", -100, TUE, "BATCH-7"), ours("P1", -200, TUE, "BATCH-7")]
+    result = match_cash(batch, bank(entry(-300, TUE, "BATCH-7"), entry(-100, TUE)))
+    assert pairs(result) == {("many:1", ("P0", "P1"), (D(-300),))}
 
 
 # --- cash: reversals, near misses -------------------------------------------------------------
@@ -336,6 +351,13 @@ MOVEMENTS = st.lists(st.tuples(AMOUNTS, st.sampled_from(DAYS), st.sampled_from(R
 PROPERTY = settings(max_examples=150, deadline=None)
 
 
+def business_days(a: dt.date, b: dt.date, with_calendar: bool) -> int:
+    low, high = sorted((a, b))
+    return sum(1 for n in range(1, (high - low).days + 1)
+               if (CAL.is_payment_day(low + dt.timedelta(days=n), "PLN") if with_calendar
+                   else (low + dt.timedelta(days=n)).weekday() < 5))
+
+
 def everything(result: CashMatching) -> tuple[Counter[OurMovement], Counter[CashEntry]]:
     mine: Counter[OurMovement] = Counter(result.not_yet_due)
     theirs: Counter[CashEntry] = Counter()
@@ -375,6 +397,18 @@ def test_every_item_ends_up_in_exactly_one_place(movements: list[OurMovement],
         assert movement.value_date > statement.closing_date
     discrepancies = cash_discrepancies(result)
     assert len({d.key for d in discrepancies}) == len(discrepancies) == len(result.breaks)
+    # nothing left over could have been a one-to-one match
+    left_ours = [*result.not_yet_due, *(b.ours for b in result.breaks if b.ours)]
+    left_theirs = [*(b.theirs for b in result.breaks if b.theirs),
+                   *(e for n in result.netted for e in (n.original, n.reversal))]
+    for m in left_ours:
+        for e in left_theirs:
+            ref, their_ref = m.reference.strip(), e.reference.strip()
+            conflict = ref not in ("", "NONREF") and their_ref not in ("", "NONREF") and \
+                ref not in (their_ref, e.bank_reference.strip())
+            assert conflict or m.currency != e.currency or \
+                abs(m.amount - e.amount) > tolerance or \
+                business_days(m.value_date, e.value_date, with_calendar) > window
 
 
 @PROPERTY
@@ -432,7 +466,7 @@ def test_a_new_break() -> None:
 def test_break_key_is_stable() -> None:
     assert break_key("positions", "ACCT-1", PKO) == break_key("positions", " ACCT-1 ", PKO)
     assert break_key("positions", "ACCT-1", PKO) != break_key("positions", "ACCT-1", PZU)
-    digest = hashlib.sha256("positions\x1fACCT-1\x1fPLPKO0000016".encode()).hexdigest()
+    digest = hashlib.sha256(b"positions\x1fACCT-1\x1fPLPKO0000016").hexdigest()
     assert break_key("positions", "ACCT-1", PKO) == "BRK-" + digest[:16].upper()
 
 
@@ -467,7 +501,8 @@ def test_lifecycle_and_refusals() -> None:
 def test_resolve_straight_from_open() -> None:
     b, problems = resolve(one_break(), "anna", AT, "known timing difference")
     assert problems == [] and b.status is BreakStatus.RESOLVED
-    assert (b.history[-1].before, b.history[-1].after) == ("OPEN", "RESOLVED")
+    assert (b.history[-1].before, b.history[-1].after) == ("OPEN",
+                                                           "RESOLVED: known timing difference")
 
 
 def test_lookup() -> None:
@@ -519,15 +554,17 @@ def test_auto_resolution_reopening_and_history() -> None:
     b = books[key]
     assert (b.status, b.resolution_reason, b.last_seen, b.theirs) == (
         BreakStatus.OPEN, "", THU, D(80))
-    assert [e.what for e in b.history] == ["opened", "investigating", "updated", "resolved",
-                                           "reopened", "updated"]
+    assert [e.what for e in b.history] == ["opened", "investigating", "updated",
+                                           "auto-resolved", "reopened", "updated"]
+    assert b.history[3].after == "RESOLVED: agreed by statement S3 of 2026-11-11"
+    assert b.history[4].before == b.history[3].after
     # history completeness: the status chain replays to the current status
     status = None
     for event in b.history:
         assert event.who and event.at
-        if event.what in ("investigating", "resolved", "reopened"):
-            assert status is not None and event.before.startswith(status)
-            status = event.after
+        if event.what in ("investigating", "resolved", "auto-resolved", "reopened"):
+            assert status is not None and event.before.split(":")[0] == status
+            status = event.after.split(":")[0]
         elif event.what == "opened":
             status = BreakStatus.OPEN.value
     assert status == b.status.value
@@ -547,6 +584,9 @@ def test_an_older_statement_resolves_nothing() -> None:
     b = replace(one_break(), last_seen=WED)
     outcome = reconcile_breaks({b.break_id: b}, [], TUE, covered={"positions ACCT-1"})
     assert outcome == ({}, {}, {})
+    found = found_positions(holdings(("ACCT-1", PKO, "70"), day=TUE),
+                            [OurPosition("ACCT-1", PKO, D(90))])
+    assert reconcile_breaks({b.break_id: b}, found, TUE) == ({}, {}, {})
 
 
 def test_without_covered_scopes_only_found_scopes_count() -> None:
@@ -590,6 +630,53 @@ def test_cash_subjects() -> None:
     assert subjects == [f"cash {IBAN} entry 2026-11-10 +3", f"cash {IBAN} ref X ours K1"]
 
 
+ACCOUNTS = ["ACCT-1", "ACCT-2"]
+ISINS = [PKO, PZU, CDR]
+QUANTITIES = st.sampled_from([D(0), D(10), D(20)])
+BOOK = st.fixed_dictionaries({(a, i): QUANTITIES for a in ACCOUNTS for i in ISINS})
+DAY = st.tuples(st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=2, unique=True),
+                BOOK, BOOK)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(DAY, min_size=1, max_size=6))
+def test_breaks_follow_the_statements(days: list[tuple[list[str], dict[tuple[str, str], Decimal],
+                                                      dict[tuple[str, str], Decimal]]]) -> None:
+    books: dict[str, Break] = {}
+    for n, (accounts, mine, theirs) in enumerate(days):
+        day = dt.date(2026, 11, 2) + dt.timedelta(days=n)
+        lines = tuple((a, i, str(q)) for (a, i), q in sorted(theirs.items()) if a in accounts)
+        statement = holdings(*lines, day=day, statement_id=f"S{n}")
+        positions = [OurPosition(a, i, q) for (a, i), q in sorted(mine.items())]
+        found = {d.key: d for d in found_positions(statement, positions)}
+        books, outcome = fold(books, statement, positions)
+        parts = [set(part) for part in outcome]
+        assert sum(map(len, parts)) == len(set().union(*parts))  # each break in one part
+        assert set(outcome.new) <= set(found)
+        for key, d in found.items():
+            b = books[key]
+            assert b.is_open and b.last_seen == day
+            assert (b.kind, b.ours, b.theirs, b.difference) == (d.kind, d.ours, d.theirs,
+                                                                d.difference)
+        for key, b in books.items():
+            if key not in found and b.scope in position_scopes(statement):
+                assert b.status is BreakStatus.RESOLVED
+                if key in outcome.auto_resolved:
+                    assert b.resolution_reason == \
+                        f"agreed by statement S{n} of {day.isoformat()}"
+                assert key not in outcome.updated and key not in outcome.new
+    for b in books.values():  # every status change is in the history, in order
+        status = ""
+        for event in b.history:
+            if event.what == "opened":
+                status = "OPEN"
+            elif event.what in ("resolved", "auto-resolved", "reopened", "investigating"):
+                assert event.before.split(":")[0] == status
+                status = event.after.split(":")[0]
+        assert status == b.status.value
+        assert [e.at for e in b.history] == sorted(e.at for e in b.history)
+
+
 # --- ageing -----------------------------------------------------------------------------------
 
 
@@ -598,7 +685,8 @@ def test_ageing_across_the_polish_holiday() -> None:
     assert age_in_business_days(b, TUE) == 0
     assert age_in_business_days(b, THU) == 2  # weekdays: Wed, Thu
     assert age_in_business_days(b, THU, CAL) == 1  # PLN: Wed 11 Nov is a holiday
-    assert age_in_business_days(b, THU, CAL, "USD") == 2
+    assert age_in_business_days(b, THU, CAL, "EUR") == 2  # TARGET2 open on 11 November
+    assert age_in_business_days(b, THU, CAL, "USD") == 1  # Veterans Day: the Fed is shut
     assert age_in_business_days(b, dt.date(2026, 11, 16), CAL) == 3  # Thu, Fri, Mon
 
 
@@ -616,8 +704,7 @@ def test_ageing_stops_at_resolution() -> None:
 
 
 @pytest.mark.parametrize("window", [0, 1, 2])
-def test_date_window_zero_means_the_same_business_day(window: int) -> None:
-    # Saturday value date against Monday: no business day between after Saturday but Monday
+def test_a_saturday_value_date_is_one_business_day_from_monday(window: int) -> None:
     saturday = dt.date(2026, 11, 7)
     result = match_cash([ours("K1", 100, saturday)], bank(entry(100, MON), closing=MON),
                         date_window=window)

@@ -22,7 +22,8 @@ why it was closed, and every step on the way, as a pure state machine.
   (RESOLUTION_REASON_REQUIRED); resolving, assigning or investigating a resolved break
   (BREAK_ALREADY_RESOLVED); an empty comment (MISSING_REQUIRED_VALUE); a break id not known
   (UNKNOWN_BREAK, from ``lookup``). Comments on a resolved break are accepted.
-- Every transition appends an ``Event`` (when, who, what, before, after) to ``history``;
+- Every transition appends an ``Event`` (when, who, what, before, after) to ``history``
+  (``auto-resolved`` for a resolution by a statement, ``who`` being the caller's, 'system');
   ``last_seen`` alone is a watermark, not an event. Assigning the same owner again, or
   investigating a break already under investigation, changes nothing and records nothing.
 """
@@ -68,7 +69,9 @@ class Event:
 
     at: dt.datetime
     who: str
-    what: str  # opened, updated, assigned, commented, investigating, resolved, reopened
+    what: str  # opened, updated, assigned, commented, investigating, resolved,
+    # auto-resolved, reopened; a status change has the status before and after (a resolution
+    # 'RESOLVED: <reason>'), an assignment the owners, a comment its text, an update the figures
     before: str
     after: str
 
@@ -122,7 +125,7 @@ class Break:
         if self.is_open:
             return None
         for event in reversed(self.history):
-            if event.after == BreakStatus.RESOLVED.value:
+            if event.what in ("resolved", "auto-resolved"):
                 return event.at.date()
         return None
 
@@ -204,7 +207,11 @@ def resolve(b: Break, who: str, at: dt.datetime, reason: str) -> tuple[Break, li
         return b, [Problem(Rule.RESOLUTION_REASON_REQUIRED,
                            f"resolving break {b.break_id} ({b.subject}) needs a reason")]
     after = replace(b, status=BreakStatus.RESOLVED, resolution_reason=reason.strip())
-    return _event(after, at, who, "resolved", b.status.value, BreakStatus.RESOLVED.value), []
+    return _event(after, at, who, "resolved", b.status.value, _resolved(after)), []
+
+
+def _resolved(b: Break) -> str:
+    return f"{BreakStatus.RESOLVED.value}: {b.resolution_reason}"
 
 
 class Reconciled(NamedTuple):
@@ -224,8 +231,9 @@ def reconcile_breaks(existing: Mapping[str, Break], found: Iterable[Discrepancy]
     ``covered`` are the scopes the statement speaks for (``matching.position_scopes`` /
     ``cash_scopes``); by default only the scopes of ``found``, so a statement that agrees on
     everything must name its scopes to resolve anything. ``at`` stamps the events (default:
-    midnight of ``statement_date``). Breaks neither found nor covered are left out of the
-    result. ``found`` must hold each key once (matching guarantees it).
+    midnight of ``statement_date``; pass the time of the run so that events stay in order
+    with people's). Breaks neither found nor covered are left out of the result. ``found``
+    must hold each key once (matching guarantees it).
     """
     when = at if at is not None else dt.datetime.combine(statement_date, dt.time())
     findings = sorted(found, key=lambda d: d.key)
@@ -255,22 +263,21 @@ def reconcile_breaks(existing: Mapping[str, Break], found: Iterable[Discrepancy]
         if statement_date < b.last_seen:  # an older statement, arrived late
             continue
         resolved = replace(b, status=BreakStatus.RESOLVED, resolution_reason=reason)
-        auto_resolved[key] = _event(resolved, when, who, "resolved", b.status.value,
-                                    BreakStatus.RESOLVED.value)
+        auto_resolved[key] = _event(resolved, when, who, "auto-resolved", b.status.value,
+                                    _resolved(resolved))
     return Reconciled(updated, new, auto_resolved)
 
 
 def _seen_again(b: Break, d: Discrepancy, statement_date: dt.date, who: str,
                 at: dt.datetime) -> Break:
-    if statement_date < b.last_seen:  # an older statement: it changes nothing
-        return replace(b, first_seen=min(b.first_seen, statement_date))
+    if statement_date < b.last_seen:  # an older statement, arrived late: it changes nothing
+        return b
     if not b.is_open and statement_date == b.last_seen:  # the statement it was resolved on
         return b
     after = b
     if not b.is_open:
         after = _event(replace(after, status=BreakStatus.OPEN, resolution_reason=""), at, who,
-                       "reopened", f"{b.status.value}: {b.resolution_reason}",
-                       BreakStatus.OPEN.value)
+                       "reopened", _resolved(b), BreakStatus.OPEN.value)
     old = _figures(b.kind, b.ours, b.theirs, b.difference)
     now = _figures(d.kind, d.ours, d.theirs, d.difference)
     after = replace(after, kind=d.kind, ours=d.ours, theirs=d.theirs, difference=d.difference,

@@ -6,39 +6,51 @@ Positions (``compare_positions``)
     Our settled positions and the statement's lines are summed per safekeeping account × ISIN
     (a statement may give one security in several lines, one per sub-balance). A zero on
     either side counts as absent. Only the safekeeping accounts that appear in the statement
-    are compared: a statement of one account says nothing of another. Differences are
-    ours − theirs.
+    (in any line, a zero line too) are compared: a statement of one account says nothing of
+    another, and an empty statement says nothing at all. Differences are ours − theirs.
 
 Cash (``match_cash``)
     Amounts are signed (+ money in), as in ``reconciliation.model``; ours are signed alike.
     Matching is on value date, never booking date; "within the window" means at most
     ``date_window`` business days apart (payment days of the currency in ``calendar``,
     weekdays without one), counted as the business days after the earlier date up to and
-    including the later. References are compared stripped, ``NONREF`` counting as none; an
-    entry's references are its ``reference`` and its ``bank_reference``. The steps, each on
-    what the earlier ones left:
+    including the later (Friday and the next Tuesday are 2 apart). References are compared
+    stripped, ``NONREF`` counting as none; an entry's references are its ``reference`` and
+    its ``bank_reference``.
 
-    1. one to one — same currency, amounts within ``tolerance``, value dates within the window,
-       and our reference among the entry's when both sides have one. Preferred in this order:
-       same reference; then the same amount on the same value date; then the nearest value
-       date (then the nearest amount). Pairs are taken greedily over all candidate pairs in
-       that order, so the result does not depend on the order of the inputs.
-    2. many to one — several of ours summing (within ``tolerance``) to one entry, e.g. a batch
-       payment: ours of one sign (the entry's), value-dated within the window, sharing one
-       reference (the entry's, when it has one) or else one value date. The whole group is
-       tried first, then subsets of 2 to ``MAX_PARTS`` (6) of its first ``MAX_CANDIDATES``
-       (16) members (nearest value date first): at most 14,877 sums per group, the smallest
-       subset winning, then the smallest difference.
-    3. one to many — one of ours split into several entries, the same search mirrored.
-       Reversal entries take part in step 1 only.
-    4. reversals — a reversal (storno) entry nothing of ours matched, and an entry it reverses
-       (same currency, opposite amount, a reference in common) nothing of ours matched, drop
-       out together as a netted pair.
-    5. near misses — one of ours and one entry left over with the same reference and currency:
-       amounts within tolerance but value dates outside the window, a DATE break; amounts
-       beyond tolerance, an AMOUNT break (DATE pairs first, then AMOUNT, nearest first).
-    6. what is left: entries are MISSING_AT_US breaks; ours value-dated after the statement's
-       closing date are *not yet due* (not breaks), the others MISSING_AT_THEM breaks.
+    A one-to-one pair needs the same currency, amounts within ``tolerance``, value dates within
+    the window, and our reference among the entry's references whenever both we and the
+    entry's ``reference`` give one (references that differ never match). A group (many to one,
+    one to many) needs one currency and one sign (the whole's), every part within the window
+    of the whole and no larger than it, and the parts summing to it within ``tolerance``.
+    Reversal entries never take part in a group. The steps, each on what the earlier left:
+
+    1. one to one by reference: pairs whose references agree, nearest amount, then date first.
+    2. groups by reference — many to one (several of ours summing to one entry, e.g. a batch
+       payment), then one to many (one of ours split into several entries): parts sharing a
+       reference, which must be one of the whole's when the whole has any.
+    3. one to one, the rest: the same amount on the same value date first, then the nearest
+       value date (then the nearest amount).
+    4. groups by value date — many to one, then one to many: parts sharing a value date,
+       the value date nearest the whole's tried first.
+    5. reversals — a reversal (storno) entry nothing of ours matched, and an entry it reverses
+       (same currency, opposite amount, a reference or bank reference in common) nothing of
+       ours matched, drop out together as a netted pair.
+    6. near misses — one of ours (due by the closing date) and one entry left over, with the
+       same reference and currency: amounts within tolerance but value dates outside the
+       window, a DATE break; amounts beyond tolerance, an AMOUNT break (DATE pairs first,
+       then AMOUNT, nearest value date first).
+    7. what is left: entries are MISSING_AT_US breaks; ours value-dated after the statement's
+       closing date are *not yet due* (not expected on it, not breaks), the others
+       MISSING_AT_THEM breaks.
+
+    One-to-one pairs are taken greedily over all candidate pairs in the order of preference,
+    wholes of groups in the order of their values: the result never depends on input order.
+    The group search is bounded: the whole group is tried first (any size), then subsets of 2
+    to ``MAX_PARTS`` (6) of its first ``MAX_CANDIDATES`` (16) members, nearest value date
+    first — at most 14,877 sums per group; the smallest subset wins, then the smallest
+    difference, then the first in that order. A batch of more than 16 items is found only
+    whole.
 
     Every one of our movements and every entry ends up in exactly one place: a match, a netted
     pair, not yet due, or a break. A bank lists each entry once; entries still open from
@@ -245,6 +257,10 @@ def _our_order(movement: OurMovement) -> tuple[object, ...]:
             movement.reference, movement.booking_date)
 
 
+def _is_reversal(item: OurMovement | CashEntry) -> bool:
+    return isinstance(item, CashEntry) and item.reversal
+
+
 def _sign(amount: Decimal) -> int:
     return (amount > 0) - (amount < 0)
 
@@ -288,24 +304,26 @@ def _subset(pool: Sequence[T], amount: Callable[[T], Decimal], target: Decimal,
     smallest difference winning among subsets of one size (the first of them, in pool order)."""
     if len(pool) < 2:
         return None
-    if abs(sum((amount(item) for item in pool), ZERO)) < abs(target) - tolerance:
+    values = [amount(item) for item in pool]
+    total = sum(values, ZERO)
+    if abs(total) < abs(target) - tolerance:
         return None  # one sign throughout: not even all of them reach the target
-    if abs(sum((amount(item) for item in pool), ZERO) - target) <= tolerance:
+    if abs(total - target) <= tolerance:
         return tuple(pool)
-    candidates = pool[:MAX_CANDIDATES]
-    for size in range(2, min(MAX_PARTS, len(candidates)) + 1):
+    values = values[:MAX_CANDIDATES]
+    for size in range(2, min(MAX_PARTS, len(values)) + 1):
         if size == len(pool):  # the whole pool, tried above
             break
-        best: tuple[T, ...] | None = None
+        best: tuple[int, ...] | None = None
         best_difference = ZERO
-        for combo in combinations(candidates, size):
-            difference = abs(sum((amount(item) for item in combo), ZERO) - target)
+        for combo in combinations(range(len(values)), size):
+            difference = abs(sum([values[k] for k in combo], ZERO) - target)
             if difference <= tolerance and (best is None or difference < best_difference):
                 best, best_difference = combo, difference
                 if difference == 0:
                     break
         if best is not None:
-            return best
+            return tuple(pool[k] for k in best)
     return None
 
 
@@ -336,7 +354,9 @@ class _Matcher:
         self.matches.append(CashMatch(kind, ours, theirs, difference, rule))
 
     # 1. one to one ----------------------------------------------------------------------------
-    def one_to_one(self) -> None:
+    def one_to_one(self, tiers: frozenset[int]) -> None:
+        """Pairs of the given tiers: 0 same reference, 1 same amount and value date, 2 the
+        rest (nearest value date first)."""
         by_currency: dict[str, list[tuple[Decimal, int]]] = defaultdict(list)
         for j, entry in enumerate(self.entries):
             by_currency[entry.currency].append((entry.amount, j))
@@ -367,85 +387,80 @@ class _Matcher:
                     score, rule = (1, ZERO, 0, 0), "amount and value date"
                 else:
                     score, rule = (2, business, calendar, gap), "nearest date"
-                candidates.append(((*score, i, j), i, j, rule))
+                if score[0] in tiers:
+                    candidates.append(((*score, i, j), i, j, rule))
         candidates.sort(key=lambda c: c[0])
         for _, i, j, rule in candidates:
             if self.our_free[i] and self.entry_free[j]:
                 self._match(MatchKind.ONE_TO_ONE, [i], [j], rule)
 
-    # 2. many to one ---------------------------------------------------------------------------
-    def many_to_one(self) -> None:
-        by_side: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for i, m in enumerate(self.ours):
-            by_side[(m.currency, _sign(m.amount))].append(i)
-        for j, entry in enumerate(self.entries):
-            if not self.entry_free[j] or entry.reversal or entry.amount == 0:
+    # 2. and 3. many to one, one to many ------------------------------------------------------
+    def combine(self, many_ours: bool, by_reference: bool) -> None:
+        """Several of ours to one entry (``many_ours``), or one of ours to several entries:
+        the groups sharing a reference (``by_reference``) or else a value date."""
+        ours, entries = self.ours, self.entries
+        our_refs = [frozenset({ref} - {""}) for ref in self.our_refs]
+        if many_ours:
+            parts: Sequence[OurMovement | CashEntry] = ours
+            wholes: Sequence[OurMovement | CashEntry] = entries
+            part_free, whole_free = self.our_free, self.entry_free
+            part_refs, whole_refs = our_refs, self.entry_refs
+        else:
+            parts, wholes = entries, ours
+            part_free, whole_free = self.entry_free, self.our_free
+            part_refs, whole_refs = self.entry_refs, our_refs
+        by_ref: dict[tuple[str, int, str], list[int]] = defaultdict(list)
+        by_date: dict[tuple[str, int], dict[dt.date, list[int]]] = defaultdict(
+            lambda: defaultdict(list))
+        for p, part in enumerate(parts):
+            if not part_free[p] or _is_reversal(part):
                 continue
-            eligible = [i for i in by_side.get((entry.currency, _sign(entry.amount)), ())
-                        if self.our_free[i] and self._part_of(self.ours[i].amount,
-                                                              self.ours[i].value_date, entry)]
-            groups = self._groups(
-                eligible, lambda i: frozenset({self.our_refs[i]} - {""}),
-                lambda i: self.ours[i].value_date,
-                self.entry_refs[j], entry.value_date)
-            for rule, group in groups:
-                chosen = _subset(group, lambda i: self.ours[i].amount, entry.amount,
-                                 self.tolerance)
-                if chosen is not None:
-                    self._match(MatchKind.MANY_TO_ONE, chosen, [j], rule)
-                    break
+            side = (part.currency, _sign(part.amount))
+            for ref in part_refs[p]:
+                by_ref[(*side, ref)].append(p)
+            by_date[side][part.value_date].append(p)
+        shared_refs: dict[tuple[str, int], list[str]] = defaultdict(list)
+        for (currency, sign, ref), members in sorted(by_ref.items()):
+            if len(members) >= 2:
+                shared_refs[(currency, sign)].append(ref)
 
-    # 3. one to many ---------------------------------------------------------------------------
-    def one_to_many(self) -> None:
-        by_side: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for j, e in enumerate(self.entries):
-            if not e.reversal:
-                by_side[(e.currency, _sign(e.amount))].append(j)
-        for i, movement in enumerate(self.ours):
-            if not self.our_free[i] or movement.amount == 0:
+        for w, whole in enumerate(wholes):
+            if not whole_free[w] or _is_reversal(whole) or whole.amount == 0:
                 continue
-            eligible = [j for j in by_side.get((movement.currency, _sign(movement.amount)), ())
-                        if self.entry_free[j] and self._part_of(
-                            self.entries[j].amount, self.entries[j].value_date, movement)]
-            ref = self.our_refs[i]
-            groups = self._groups(
-                eligible, lambda j: self.entry_refs[j], lambda j: self.entries[j].value_date,
-                frozenset({ref} - {""}), movement.value_date)
+            side = (whole.currency, _sign(whole.amount))
+            anchor = whole.value_date
+
+            def fits(p: int, whole: OurMovement | CashEntry = whole) -> bool:
+                return part_free[p] and abs(parts[p].amount) <= abs(whole.amount) + \
+                    self.tolerance and self.days.within(parts[p].value_date, whole.value_date)
+
+            def nearest(p: int, anchor: dt.date = anchor) -> tuple[int, int, int]:
+                day = parts[p].value_date
+                return self.days.between(day, anchor), abs((day - anchor).days), p
+
+            groups: list[tuple[str, list[int]]]
+            if by_reference:
+                wanted = sorted(whole_refs[w]) if whole_refs[w] else shared_refs.get(side, [])
+                groups = [("reference group", [p for p in by_ref.get((*side, ref), ())
+                                               if fits(p)]) for ref in wanted]
+            else:
+                days = by_date.get(side, {})
+                near = sorted((day for day in days if self.days.within(day, anchor)),
+                              key=lambda day: (self.days.between(day, anchor),
+                                               abs((day - anchor).days), day))
+                groups = [("value date group", [p for p in days[day] if fits(p)])
+                          for day in near]
             for rule, group in groups:
-                chosen = _subset(group, lambda j: self.entries[j].amount, movement.amount,
-                                 self.tolerance)
+                if len(group) < 2:
+                    continue
+                chosen = _subset(sorted(group, key=nearest), lambda p: parts[p].amount,
+                                 whole.amount, self.tolerance)
                 if chosen is not None:
-                    self._match(MatchKind.ONE_TO_MANY, [i], chosen, rule)
+                    if many_ours:
+                        self._match(MatchKind.MANY_TO_ONE, chosen, [w], rule)
+                    else:
+                        self._match(MatchKind.ONE_TO_MANY, [w], chosen, rule)
                     break
-
-    def _part_of(self, amount: Decimal, value_date: dt.date,
-                 whole: OurMovement | CashEntry) -> bool:
-        """Could a part of this amount and value date belong to ``whole`` (of the same
-        currency and sign)?"""
-        return abs(amount) <= abs(whole.amount) + self.tolerance and \
-            self.days.within(value_date, whole.value_date)
-
-    def _groups(self, eligible: list[int], refs_of: Callable[[int], frozenset[str]],
-                date_of: Callable[[int], dt.date], wanted: frozenset[str],
-                anchor: dt.date) -> list[tuple[str, list[int]]]:
-        """Candidate groups, best first: by a shared reference (one of ``wanted`` when there
-        are any), then by a shared value date; members nearest ``anchor`` first."""
-        def nearest(ix: int) -> tuple[int, int, int]:
-            return (self.days.between(date_of(ix), anchor), abs((date_of(ix) - anchor).days),
-                    ix)
-
-        by_ref: dict[str, list[int]] = defaultdict(list)
-        by_date: dict[dt.date, list[int]] = defaultdict(list)
-        for ix in eligible:
-            for ref in refs_of(ix):
-                if not wanted or ref in wanted:
-                    by_ref[ref].append(ix)
-            by_date[date_of(ix)].append(ix)
-        groups = [("reference group", sorted(by_ref[ref], key=nearest)) for ref in sorted(by_ref)]
-        for day in sorted(by_date, key=lambda d: (self.days.between(d, anchor),
-                                                  abs((d - anchor).days), d)):
-            groups.append(("value date group", sorted(by_date[day], key=nearest)))
-        return [(rule, group) for rule, group in groups if len(group) >= 2]
 
     # 4. reversals -----------------------------------------------------------------------------
     def net_reversals(self) -> list[NettedReversal]:
@@ -513,9 +528,12 @@ def match_cash(ours: Iterable[OurMovement], statement: CashStatement,
     movements = sorted(ours, key=_our_order)
     entries = sorted((*statement.entries, *earlier), key=_entry_order)
     matcher = _Matcher(movements, entries, tolerance, days)
-    matcher.one_to_one()
-    matcher.many_to_one()
-    matcher.one_to_many()
+    matcher.one_to_one(frozenset({0}))  # by reference first, whatever the shape
+    matcher.combine(many_ours=True, by_reference=True)
+    matcher.combine(many_ours=False, by_reference=True)
+    matcher.one_to_one(frozenset({1, 2}))
+    matcher.combine(many_ours=True, by_reference=False)
+    matcher.combine(many_ours=False, by_reference=False)
     netted = matcher.net_reversals()
     breaks = matcher.near_misses(statement.closing_date)
     not_yet_due = []
