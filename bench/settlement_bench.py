@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from zaplecze.bootstrap import tune_for_batch
 from zaplecze.formats import iso20022
 from zaplecze.services.settlement_desk import write_instructions
 from zaplecze.settlement.model import Instruction, Payment
@@ -55,6 +56,7 @@ class SettlementFigures:
 
 
 def run(db_path: Path, out: Path, write_max: int | None = None) -> SettlementFigures:
+    tune_for_batch()  # as the command line does
     started = time.perf_counter()
     legs = _legs(db_path)
     read = time.perf_counter() - started

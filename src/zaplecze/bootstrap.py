@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import gc
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from zaplecze.kernel.calendar import CalendarOverride, SettlementCalendar
+from zaplecze.kernel.calendar import SettlementCalendar
 from zaplecze.kernel.problems import BookError
+from zaplecze.store import repo
 from zaplecze.store.db import explain_connection_error, open_engine, resolve_url
 
 
@@ -20,10 +21,19 @@ class Book:
 
     def calendar(self) -> SettlementCalendar:
         with self.engine.connect() as connection:
-            rows = connection.exec_driver_sql(
-                "SELECT calendar, business_date, closed, reason FROM calendar_overrides").all()
-        return SettlementCalendar(CalendarOverride(row[0], dt.date.fromisoformat(row[1]),
-                                                   bool(row[2]), row[3]) for row in rows)
+            return repo.calendar(connection)
+
+
+# The cyclic garbage collector's first generation, in allocations. Batch work (a load, netting a
+# million trades) allocates millions of small acyclic objects: at the default 700 the collector
+# walks an ever larger heap again and again (netting 200,000 legs: 7.7 s with it, 2.7 s without).
+# Our code makes few cycles, so collecting far less often costs little memory.
+BATCH_GC_THRESHOLD = (200_000, 50, 1_000)
+
+
+def tune_for_batch() -> None:
+    """Process settings for the command line and the bench (not for a library user)."""
+    gc.set_threshold(*BATCH_GC_THRESHOLD)
 
 
 def open_book(url: str | None, *, create: bool = False) -> Book:

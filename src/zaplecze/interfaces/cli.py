@@ -360,6 +360,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    from zaplecze.bootstrap import tune_for_batch
+
+    tune_for_batch()
     try:
         code = COMMANDS[args.command](args)
     except UsageError as error:

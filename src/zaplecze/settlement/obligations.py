@@ -41,6 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from zaplecze.kernel.problems import Problem, Rule
 from zaplecze.settlement.model import Direction, Function, Instruction, Party, Payment
@@ -81,8 +82,9 @@ def leg_of(trade: Trade, market: str) -> Leg:
                cash=-trade.gross if receive else trade.gross, market=market)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ObligationKey:
+class ObligationKey(NamedTuple):
+    """A plain tuple: made once per leg and sorted by the million, so it must be cheap."""
+
     settlement_date: dt.date
     counterparty: str
     place_of_settlement: str  # the CSD's BIC
@@ -90,11 +92,12 @@ class ObligationKey:
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
-class Obligation:
+class Obligation(NamedTuple):
     """What must move with one counterparty at one CSD on one date for one security/currency.
 
-    Signs as on ``Leg``: quantity + receive / − deliver, cash + receive / − pay.
+    Signs as on ``Leg``: quantity + receive / − deliver, cash + receive / − pay. A named tuple,
+    not a frozen dataclass: netting a million trades makes several hundred thousand of them,
+    and a frozen dataclass costs several times more to build.
     """
 
     key: ObligationKey
@@ -134,17 +137,9 @@ class Netting:
                 for trade_id in obligation.trade_ids}
 
 
-def _sort_key(obligation: Obligation,
-              ) -> tuple[dt.date, str, str, str, str, str, tuple[str, ...]]:
-    """Plain tuples: compared in C, not through the dataclass's generated ``__lt__``."""
-    key = obligation.key
-    return (key.settlement_date, key.counterparty, key.place_of_settlement, key.isin,
-            key.currency, obligation.payment.value, obligation.trade_ids)
-
-
-def _key_of(leg: Leg, ssi: SSI) -> ObligationKey:
-    return ObligationKey(leg.settlement_date, leg.counterparty, ssi.place_of_settlement,
-                         leg.isin, leg.currency)
+def _sort_key(obligation: Obligation) -> tuple[object, ...]:
+    """One flat tuple (compared item by item in C): the key, the payment, the trades."""
+    return (*obligation.key, obligation.payment, obligation.trade_ids)
 
 
 def _details(ssi: SSI) -> tuple[str, str, str, str]:
@@ -153,11 +148,11 @@ def _details(ssi: SSI) -> tuple[str, str, str, str]:
             ssi.safekeeping_account)
 
 
-def _netted(key: ObligationKey, group: list[tuple[Leg, SSI]]) -> Obligation:
-    ssi = min((pair[1] for pair in group), key=lambda one: one.key)
-    return Obligation(key=key, quantity=sum((leg.quantity for leg, _ in group), ZERO),
-                      cash=sum((leg.cash for leg, _ in group), ZERO),
-                      trade_ids=tuple(sorted(leg.trade_id for leg, _ in group)),
+def _netted(key: ObligationKey, group: list[Leg], ssis: dict[int, SSI]) -> Obligation:
+    ssi = min(ssis.values(), key=lambda one: one.key)  # the same details: any would do
+    return Obligation(key=key, quantity=sum((leg.quantity for leg in group), ZERO),
+                      cash=sum((leg.cash for leg in group), ZERO),
+                      trade_ids=tuple(sorted(leg.trade_id for leg in group)),
                       payment=ssi.payment, ssi=ssi)
 
 
@@ -166,8 +161,9 @@ def net_obligations(legs: Iterable[Leg], ssis: SSIBook) -> Netting:
     legs without an SSI (MISSING_SSI, source = the trade id)."""
     problems: list[Problem] = []
     gross: list[Obligation] = []
-    groups: dict[tuple[ObligationKey, tuple[str, str, str, str]],
-                 list[tuple[Leg, SSI]]] = defaultdict(list)
+    groups: dict[tuple[ObligationKey, tuple[str, str, str, str]], list[Leg]] = defaultdict(list)
+    placed_by: dict[tuple[ObligationKey, tuple[str, str, str, str]], dict[int, SSI]] = {}
+    details: dict[int, tuple[str, str, str, str]] = {}
     found: dict[tuple[str, str, str], SSI | None] = {}
     for leg in legs:
         wanted = (leg.counterparty, leg.market, leg.currency)
@@ -181,13 +177,19 @@ def net_obligations(legs: Iterable[Leg], ssis: SSIBook) -> Netting:
                                     f"{leg.counterparty}, market {leg.market}, currency "
                                     f"{leg.currency} (nor a * SSI)", leg.trade_id))
             continue
-        key = _key_of(leg, ssi)
+        key = ObligationKey(leg.settlement_date, leg.counterparty, ssi.place_of_settlement,
+                            leg.isin, leg.currency)
         if ssi.netting:
-            groups[(key, _details(ssi))].append((leg, ssi))
+            kept = details.get(id(ssi))
+            if kept is None:
+                kept = details[id(ssi)] = _details(ssi)
+            slot = (key, kept)
+            groups[slot].append(leg)
+            placed_by.setdefault(slot, {})[id(ssi)] = ssi
         else:
             gross.append(Obligation(key=key, quantity=leg.quantity, cash=leg.cash,
                                     trade_ids=(leg.trade_id,), payment=ssi.payment, ssi=ssi))
-    netted = [_netted(key, group) for (key, _), group in groups.items()]
+    netted = [_netted(slot[0], group, placed_by[slot]) for slot, group in groups.items()]
     settled = sorted([*gross, *(one for one in netted if not one.netted_out)], key=_sort_key)
     nothing = sorted((one for one in netted if one.netted_out), key=_sort_key)
     problems.sort(key=lambda problem: problem.source)
