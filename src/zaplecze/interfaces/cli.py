@@ -22,7 +22,7 @@ from zaplecze.kernel.problems import BookError
 
 REPORT_NAMES = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
                 "stock-record", "valuation", "obligations", "cash-ladder", "instructions",
-                "fails", "penalties")
+                "fails", "penalties", "breaks")
 EPILOG = """examples:
   zaplecze init
   zaplecze load ./book
@@ -119,6 +119,32 @@ def _parser() -> argparse.ArgumentParser:
         one = settle_commands.add_parser(action, help=words)
         one.add_argument("reference")
         one.add_argument("--date", type=_date, metavar="DATE")
+    recon = commands.add_parser(
+        "recon", help="reconcile custodian/CSD holdings and bank statements; work the breaks",
+        description="Positions: semt.002, MT535 or CSV date,safekeeping_account,isin,quantity "
+        "against our settled positions at the safekeeping account's depository. Cash: camt.053 "
+        "or MT940 against our settled cash movements in the statement's currency, and the "
+        "statement's own arithmetic. What disagrees is a break (`report breaks`).")
+    recon_commands = recon.add_subparsers(dest="recon_command", metavar="ACTION",
+                                          required=True)
+    for kind in ("positions", "cash"):
+        one = recon_commands.add_parser(kind, help=f"reconcile a {kind} statement file")
+        one.add_argument("file", type=Path)
+        one.add_argument("--by", default=_operator(), help="who runs it (default: $USER)")
+        one.add_argument("--date", type=_date, metavar="DATE",
+                         help="the business day it is received (default: today)")
+        one.add_argument("--xsd-dir", type=Path, metavar="DIR",
+                         help="validate ISO 20022 statements against the schemas in DIR")
+        if kind == "positions":
+            one.add_argument("--depository", help="our depository account name (e.g. KDPW) "
+                             "when ssis.csv does not say where the safekeeping account is")
+    act = recon_commands.add_parser("break", help="assign, comment, investigate, resolve")
+    act.add_argument("action", choices=("assign", "comment", "investigate", "resolve"))
+    act.add_argument("break_id")
+    act.add_argument("text", nargs="?", default="",
+                     help="assign: the new owner; comment: the text; resolve: the reason")
+    act.add_argument("--by", default=_operator(), help="who acts (default: $USER)")
+
     simulate = settle_commands.add_parser(
         "simulate", help="a stand-in depository (demo, tests): answer our instructions")
     simulate.add_argument("--date", type=_date, required=True, metavar="DATE")
@@ -229,7 +255,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.name in ("positions", "cash"):
         options = {"as_of": _need(args.as_of, "--as-of"), "basis": args.basis}
-    elif args.name in ("trial-balance", "stock-record", "valuation", "fails"):
+    elif args.name in ("trial-balance", "stock-record", "valuation", "fails", "breaks"):
         options = {"as_of": _need(args.as_of, "--as-of")}
     elif args.name == "obligations":
         options = {"settlement_date": _need(args.settlement_date or args.as_of,
@@ -319,6 +345,41 @@ def cmd_settle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator() -> str:
+    import getpass
+    import os
+
+    return os.environ.get("ZAPLECZE_USER") or getpass.getuser()
+
+
+def cmd_recon(args: argparse.Namespace) -> int:
+    from zaplecze.services import reconciling
+
+    engine = _book(args).engine
+    if args.recon_command == "break":
+        after = reconciling.act_on_break(engine, args.break_id, args.action, args.by, args.text)
+        print(f"{after.break_id} {after.status.value} owner={after.owner or '-'} "
+              f"({len(after.history)} events)")
+        return 0
+    if not args.file.is_file():
+        raise UsageError(f"{args.file} is not a file")
+    report = reconciling.reconcile_file(
+        engine, args.file, args.by, args.date or dt.date.today(), args.recon_command,
+        args.xsd_dir, getattr(args, "depository", None))
+    for problem in report.problems:
+        print(f"problem {problem}")
+    for b in report.new:
+        print(f"new break {b.break_id} {b.kind.value}: {b.subject} (ours {b.ours}, "
+              f"theirs {b.theirs})")
+    for b in report.auto_resolved:
+        print(f"resolved {b.break_id}: {b.subject} ({b.resolution_reason})")
+    print(f"{report.statements} statement(s) reconciled, {report.unchanged} received before; "
+          f"{report.matched} matched, {len(report.new)} new break(s), {len(report.updated)} "
+          f"seen again, {len(report.auto_resolved)} resolved by the statement; "
+          f"{len(report.problems)} problem(s)", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from zaplecze.bootstrap import open_book
     from zaplecze.services.demo import run_demo
@@ -354,7 +415,7 @@ def _progress() -> Any:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "load": cmd_load, "eod": cmd_eod, "report": cmd_report,
     "audit": cmd_audit, "export": cmd_export, "load-fix": cmd_load_fix, "demo": cmd_demo,
-    "settle": cmd_settle,
+    "settle": cmd_settle, "recon": cmd_recon,
 }
 
 

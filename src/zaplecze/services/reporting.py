@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from zaplecze.accounting.lots import LotBook, replay
 from zaplecze.reports import builders
-from zaplecze.services import settlement_reports
+from zaplecze.services import reconciling, settlement_reports
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
 from zaplecze.trading.model import Side, Trade
@@ -20,7 +20,7 @@ _NO_PRICE = Decimal(0)  # the lot fold needs gross and commission, never the pri
 
 REPORTS = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
            "stock-record", "valuation", "obligations", "cash-ladder", "instructions", "fails",
-           "penalties")
+           "penalties", "breaks")
 COLUMNS = {
     "positions": ("account", "isin", "quantity", "cost_basis", "currency"),
     "cash": ("account", "currency", "balance"),
@@ -46,6 +46,9 @@ COLUMNS = {
               "failing_party", "status", "reasons", "buy_in_due", "penalties"),
     "penalties": ("month", "counterparty", "currency", "charged_to_us", "owed_to_us", "net",
                   "days"),
+    "breaks": ("break_id", "kind", "subject", "ours", "theirs", "difference", "asset",
+               "first_seen", "last_seen", "age_days", "owner", "status", "resolution_reason",
+               "comments"),
 }
 
 
@@ -164,4 +167,5 @@ BUILDERS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "trial-balance": _trial_balance, "rejected": _rejected, "stock-record": _stock_record,
     "valuation": _valuation, "obligations": _obligations, "cash-ladder": _cash_ladder,
     "instructions": _instructions, "fails": _fails, "penalties": _penalties,
+    "breaks": lambda connection, as_of: reconciling.break_rows(connection, as_of),
 }

@@ -338,3 +338,58 @@ penalties = Table(
     Column("payer", String(4), nullable=False),  # US or THEM
     Column("entry_key", String(160), nullable=False),
 )
+
+# --- reconciliation (revision 0003) -------------------------------------------------------------
+
+# Statements received (custodian/CSD holdings, bank statements), each once by fingerprint.
+recon_statements = Table(
+    "recon_statements", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(12), nullable=False),  # POSITIONS or CASH
+    Column("source", Text, nullable=False),
+    Column("statement_id", String(64), nullable=False),
+    Column("statement_date", Date, nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("fingerprint", Hash, nullable=False, unique=True),
+)
+
+# A break's current state; its life is in break_events and break_comments (append-only).
+breaks = Table(
+    "breaks", metadata,
+    Column("break_id", String(24), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("ours", Text, nullable=False),
+    Column("theirs", Text, nullable=False),
+    Column("difference", Text, nullable=False),
+    Column("asset", String(12), nullable=False),
+    Column("first_seen", Date, nullable=False),
+    Column("last_seen", Date, nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("resolution_reason", Text, nullable=False),
+)
+
+break_events = Table(
+    "break_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("break_id", String(24), nullable=False, index=True),
+    Column("at", String(32), nullable=False),
+    Column("who", String(64), nullable=False),
+    Column("what", String(32), nullable=False),
+    Column("before", Text, nullable=False),
+    Column("after", Text, nullable=False),
+)
+
+break_comments = Table(
+    "break_comments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("break_id", String(24), nullable=False, index=True),
+    Column("author", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+)
