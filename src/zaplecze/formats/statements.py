@@ -47,6 +47,10 @@ camt.053 (``read_camt053``), any version 001.02–001.12
       ``extra["unbooked.<k>"]`` ("line L: STATUS amount CCY booked D value D ref R").
     - ``extra`` also keeps message_id (GrpHdr/MsgId), electronic/legal sequence numbers, the
       servicer's BIC (the AppHdr's sender, else Acct/Svcr) and ``line``, the Stmt's line.
+    - a Stmt without Id, account, an opening or a closing booked balance, with a balance in
+      another currency than the account's, or with a value that is no number or date is not
+      read (located at it); the other Stmts are. A closing balance dated before the opening
+      one is ``dates_out_of_order`` (the statement is still read).
 
 semt.002 (``read_semt002``): 001.02, 001.11 and 002.11 (any semt.002 whose body is
     CtdyStmtOfHldgsV02 or SctiesBalCtdyRpt). One ``HoldingsStatement`` per Document:
@@ -85,12 +89,21 @@ MT940 / MT942 (``read_mt940``, ``read_mt940_entries``)
       RD positive; ``reversal`` for RC and RD); ``value_date`` the first date of ``:61:``,
       ``booking_date`` its entry date (MMDD, the year guessed by the package across a year
       end), else the value date; ``reference`` the ``:61:`` reference for the account owner,
-      else (NONREF) the SEPA end-to-end reference of ``:86:`` (EREF+); ``bank_reference``
-      the ``//`` reference of ``:61:``; ``description`` the ``:86:`` text, its lines joined
-      (without a separator for a structured ``nnn?nn…`` text, as the package does; else with
-      a space).
+      else (NONREF) the SEPA end-to-end reference of ``:86:`` (EREF+): the package lets a
+      structured ``:86:`` overwrite the ``:61:`` reference, so it is kept before that;
+      ``bank_reference`` the ``//`` reference of ``:61:`` (NONREF counts as none);
+      ``description`` the ``:86:`` text, its lines joined (without a separator for a
+      structured ``nnn?nn…`` text, as the package does; else with a space). A ``:61:`` whose
+      entry the package merges into the one before (no transaction type after the amount)
+      is ``mt_malformed``: the earlier entry would be lost.
     - a statement without ``:20:``, ``:25:``, an opening or a closing balance is not read
-      (``mt_missing_field`` at its first line: a truncated statement, a fragment). An MT942
+      (``mt_missing_field`` at its first line: a truncated statement, a fragment); nor one
+      with a second ``:20:``, ``:25:``, ``:28C:``, opening or closing balance
+      (``mt_malformed`` at it: a field inside another's text, as in
+      ``betterplace/sepa_snippet_broken.sta``), nor one whose balance has no currency code
+      (``invalid_currency``: ``:62M:C020315105000,00`` reads as currency '105'). Historic
+      currencies (DEM) are read. A closing balance dated before the opening one is
+      ``dates_out_of_order`` (the statement is still read). An MT942
       interim report (``:34F:``, ``:13D:``, ``:90D:``/``:90C:`` and no balances) has no
       opening or closing balance, so it is no ``CashStatement``: ``unsupported_message_type``.
       ``read_mt940_entries`` gives the entries of every parsed statement, complete or not,
@@ -194,7 +207,9 @@ def statement_arithmetic(statement: CashStatement) -> list[Problem]:
       the closing balance, only in the forward available balance. The PostFinance sample
       (camt.053.001.04) does this: opening 211993.19 + five booked entries 4656.02 =
       216649.21, but CLBD of 2020-11-24 is 215112.21 = 216649.21 − 1537.00, the credit booked
-      on 2020-11-24 and value-dated 2020-11-25; its FWAV of 2020-11-25 is 216649.21.
+      on 2020-11-24 and value-dated 2020-11-25; its FWAV of 2020-11-25 is 216649.21. That
+      entry is booked (Sts BOOK), so it is among ``entries`` like the others; only the
+      bank's closing balance leaves it out until its value date.
 
     When neither adds up the detail gives the figures of the first (all entries), e.g.
     "opening 15568.27 + entries -12.99 = 15555.28, but the closing balance is 15121.12".

@@ -22,7 +22,7 @@ from zaplecze.kernel.problems import BookError
 
 REPORT_NAMES = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
                 "stock-record", "valuation", "obligations", "cash-ladder", "instructions",
-                "fails", "penalties", "breaks")
+                "fails", "penalties", "breaks", "corporate-actions")
 EPILOG = """examples:
   zaplecze init
   zaplecze load ./book
@@ -138,6 +138,23 @@ def _parser() -> argparse.ArgumentParser:
         if kind == "positions":
             one.add_argument("--depository", help="our depository account name (e.g. KDPW) "
                              "when ssis.csv does not say where the safekeeping account is")
+    ca = commands.add_parser(
+        "ca", help="corporate actions in operation: MT564 in, entitlements, four-eyes approval",
+        description="Announcements (MT564) become events; one operator computes the "
+        "entitlements, another approves exactly those; end of day then applies the event on "
+        "its ex date. Events of corporate_actions.csv are the broker's own approved "
+        "instructions and need no approval.")
+    ca_commands = ca.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
+    ca_announce = ca_commands.add_parser("announce", help="read a file of MT564 messages")
+    ca_announce.add_argument("file", type=Path)
+    ca_announce.add_argument("--by", default=_operator(), help="who (default: $USER)")
+    for action, words in (("compute", "compute and show the entitlements (prepare)"),
+                          ("approve", "approve the entitlements another operator computed")):
+        one = ca_commands.add_parser(action, help=words)
+        one.add_argument("event_id")
+        one.add_argument("--by", default=_operator(), help="who (default: $USER)")
+        one.add_argument("--format", dest="fmt", choices=("json", "csv", "table"),
+                         default="table")
     act = recon_commands.add_parser("break", help="assign, comment, investigate, resolve")
     act.add_argument("action", choices=("assign", "comment", "investigate", "resolve"))
     act.add_argument("break_id")
@@ -380,6 +397,37 @@ def cmd_recon(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def cmd_ca(args: argparse.Namespace) -> int:
+    from zaplecze.formats.render import render
+    from zaplecze.services import ca_desk
+
+    engine = _book(args).engine
+    if args.ca_command == "announce":
+        if not args.file.is_file():
+            raise UsageError(f"{args.file} is not a file")
+        report = ca_desk.announce(engine, args.file, args.by)
+        for problem in report.problems:
+            print(f"problem {problem}")
+        for record in report.events:
+            print(f"{record.event_id} {record.event_type} {record.isin or '-'}: "
+                  f"{record.status.value}")
+        print(f"{len(report.events)} event(s) announced or amended, {len(report.problems)} "
+              f"problem(s)", file=sys.stderr)
+        return 1 if report.problems else 0
+    if args.ca_command == "compute":
+        record, shown = ca_desk.compute(engine, args.event_id, args.by)
+        sys.stdout.write(render(ca_desk.entitlement_rows(shown), args.fmt,
+                                title=f"{record.event_id} entitlements") + "\n")
+        print(f"{record.event_id}: {record.status.value} by {args.by}; another operator "
+              f"approves with `zaplecze ca approve {record.event_id}`", file=sys.stderr)
+        return 0
+    record = ca_desk.approve(engine, args.event_id, args.by)
+    print(f"{record.event_id}: {record.status.value} by {record.approved_by} "
+          f"(computed by {record.prepared_by}); end of day applies it on "
+          f"{record.terms.ex_date if record.terms else '?'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from zaplecze.bootstrap import open_book
     from zaplecze.services.demo import run_demo
@@ -415,7 +463,7 @@ def _progress() -> Any:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "load": cmd_load, "eod": cmd_eod, "report": cmd_report,
     "audit": cmd_audit, "export": cmd_export, "load-fix": cmd_load_fix, "demo": cmd_demo,
-    "settle": cmd_settle, "recon": cmd_recon,
+    "settle": cmd_settle, "recon": cmd_recon, "ca": cmd_ca,
 }
 
 

@@ -300,14 +300,7 @@ class Loader:
             digest = capture.content_hash(values, CA_COLUMNS)
             event = validate_corporate_action(values, instruments, digest)
             counter[0] += 1
-            return {"event_id": event.event_id, "sequence": counter[0], "kind": event.kind.value,
-                    "isin": event.isin, "ex_date": event.ex_date.isoformat(),
-                    "record_date": event.record_date.isoformat(),
-                    "pay_date": event.pay_date.isoformat(),
-                    "ratio_old": _text(event.ratio_old), "ratio_new": _text(event.ratio_new),
-                    "amount": _text(event.amount), "currency": event.currency,
-                    "new_isin": event.new_isin, "cost_fraction": _text(event.cost_fraction),
-                    "fraction_price": _text(event.fraction_price), "content_hash": digest}
+            return repo.corporate_action_record(event, counter[0], digest)
         return self._reference_batch(connection, name, rows, unreadable, "corporate_actions",
                                      ("event_id",), record)
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from zaplecze.accounting.lots import LotBook, replay
 from zaplecze.reports import builders
-from zaplecze.services import reconciling, settlement_reports
+from zaplecze.services import ca_desk, reconciling, settlement_reports
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
 from zaplecze.trading.model import Side, Trade
@@ -20,7 +20,7 @@ _NO_PRICE = Decimal(0)  # the lot fold needs gross and commission, never the pri
 
 REPORTS = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
            "stock-record", "valuation", "obligations", "cash-ladder", "instructions", "fails",
-           "penalties", "breaks")
+           "penalties", "breaks", "corporate-actions")
 COLUMNS = {
     "positions": ("account", "isin", "quantity", "cost_basis", "currency"),
     "cash": ("account", "currency", "balance"),
@@ -49,6 +49,9 @@ COLUMNS = {
     "breaks": ("break_id", "kind", "subject", "ours", "theirs", "difference", "asset",
                "first_seen", "last_seen", "age_days", "owner", "status", "resolution_reason",
                "comments"),
+    "corporate-actions": ("event_id", "kind", "event_type", "isin", "ex_date", "pay_date",
+                          "status", "prepared_by", "approved_by", "accounts_entitled",
+                          "source"),
 }
 
 
@@ -168,4 +171,5 @@ BUILDERS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "valuation": _valuation, "obligations": _obligations, "cash-ladder": _cash_ladder,
     "instructions": _instructions, "fails": _fails, "penalties": _penalties,
     "breaks": lambda connection, as_of: reconciling.break_rows(connection, as_of),
+    "corporate-actions": lambda connection: ca_desk.report_rows(connection),
 }

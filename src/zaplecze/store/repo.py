@@ -293,6 +293,21 @@ def corporate_action_of(row: Any) -> CorporateAction:
         fraction_price=dec(row.fraction_price), content_hash=row.content_hash)
 
 
+def corporate_action_record(event: CorporateAction, sequence: int,
+                            content_hash: str) -> dict[str, Any]:
+    """The row of ``corporate_actions`` for an event (from the file or approved in operation)."""
+    def text(value: Decimal) -> str:
+        return "" if str(value) == "0" else str(value)
+
+    return {"event_id": event.event_id, "sequence": sequence, "kind": event.kind.value,
+            "isin": event.isin, "ex_date": event.ex_date.isoformat(),
+            "record_date": event.record_date.isoformat(), "pay_date": event.pay_date.isoformat(),
+            "ratio_old": text(event.ratio_old), "ratio_new": text(event.ratio_new),
+            "amount": text(event.amount), "currency": event.currency,
+            "new_isin": event.new_isin, "cost_fraction": text(event.cost_fraction),
+            "fraction_price": text(event.fraction_price), "content_hash": content_hash}
+
+
 def earliest_date(connection: Connection) -> dt.date | None:
     values = [connection.exec_driver_sql(sql).scalar() for sql in (
         "SELECT MIN(trade_date) FROM trades", "SELECT MIN(value_date) FROM cash_movements",

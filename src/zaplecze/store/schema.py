@@ -393,3 +393,16 @@ break_comments = Table(
     Column("at", String(32), nullable=False),
     Column("text", Text, nullable=False),
 )
+
+# Corporate actions in operation: every announcement received and every operator's step, in
+# order (append-only); an event's state is their replay through corporate_actions.lifecycle.
+ca_event_log = Table(
+    "ca_event_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, index=True),
+    Column("action", String(16), nullable=False),  # announce, compute, approve
+    Column("who", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # the MT564 as received, or a payload hash
+    Column("source", Text, nullable=False),
+)

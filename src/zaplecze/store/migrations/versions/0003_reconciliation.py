@@ -1,4 +1,5 @@
-"""Reconciliation: statements received, breaks with their events and comments.
+"""Reconciliation: statements received, breaks with their events and comments; the log of
+corporate-action announcements and operators' steps.
 
 Revision ID: 0003
 Revises: 0002
@@ -14,8 +15,8 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-TABLES = ("recon_statements", "breaks", "break_events", "break_comments")
-APPEND_ONLY = ("recon_statements", "break_events", "break_comments")
+TABLES = ("recon_statements", "breaks", "break_events", "break_comments", "ca_event_log")
+APPEND_ONLY = ("recon_statements", "break_events", "break_comments", "ca_event_log")
 
 
 def upgrade() -> None:
