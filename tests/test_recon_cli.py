@@ -694,6 +694,7 @@ def test_breaks_first_seen_on_a_friday_age_in_business_days(book_url: str,
     assert ages(TUE) == {pln: "2", eur: "2", quantity: "2"}
     # Wednesday 11-11: no PLN payment day; TARGET2 open.
     assert ages("2026-11-11")[pln] == "2" and ages("2026-11-11")[eur] == "3"
+    # (the position break across 11-11: test_a_position_break_in_a_warsaw_security_…)
     assert {k: v for k, v in ages(THU).items() if k != quantity} == {pln: "3", eur: "4"}
     assert book.rows("breaks", "--as-of", "2026-11-05") == []  # none first seen by then
 

@@ -177,7 +177,7 @@ def load_schema(path: str | Path) -> etree.XMLSchema:
 
 @cache
 def _compiled(path: Path) -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(path), _parser()))
+    return etree.XMLSchema(etree.parse(str(path), safe_parser()))
 
 
 def validate(xml: bytes, schema: etree.XMLSchema) -> list[str]:
@@ -516,7 +516,7 @@ def _read(data: bytes, source: str, message: str, body_name: str,
     results: list[T] = []
     problems: list[Problem] = []
     namespace = ISO_NAMESPACE + message
-    chunks = list(_chunks(data))
+    chunks = list(xml_documents(data))
     if not chunks:
         problems.append(Problem(Rule.XML_MALFORMED, "the file holds no XML", source, None))
     for offset, chunk in chunks:
@@ -526,7 +526,7 @@ def _read(data: bytes, source: str, message: str, body_name: str,
             problems.append(Problem(Rule.XML_MALFORMED, f"not well-formed XML: {error.msg}",
                                     source, offset + (error.lineno or 1)))
             continue
-        pairs = list(_pairs(root))
+        pairs = list(header_document_pairs(root))
         if not pairs:
             problems.append(Problem(Rule.UNSUPPORTED_MESSAGE_TYPE,
                                     f"no ISO 20022 Document in the XML (its root is "
@@ -562,15 +562,15 @@ def _read(data: bytes, source: str, message: str, body_name: str,
     return results, problems
 
 
-def _parser() -> etree.XMLParser:
+def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 def _parse(data: bytes) -> etree._Element:
-    return etree.fromstring(data, _parser())
+    return etree.fromstring(data, safe_parser())
 
 
-def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
+def xml_documents(data: bytes) -> Iterator[tuple[int, bytes]]:
     """Each XML document of ``data`` (split before every ``<?xml`` declaration but the first)
     with the number of lines before it; blank pieces are skipped."""
     bounds = sorted({0, len(data), *(found.start() for found in _DECLARATION.finditer(data))})
@@ -589,7 +589,8 @@ def _top_parts(element: etree._Element) -> Iterator[etree._Element]:
         yield from _top_parts(child)
 
 
-def _pairs(root: etree._Element) -> Iterator[tuple[etree._Element | None, etree._Element]]:
+def header_document_pairs(root: etree._Element,
+                          ) -> Iterator[tuple[etree._Element | None, etree._Element]]:
     """Each Document with the AppHdr just before it, if any."""
     header = None
     for part in _top_parts(root):

@@ -148,7 +148,12 @@ from lxml import etree
 from mt940.models import Balance as Mt940Balance
 from mt940.models import Transactions as Mt940Transactions
 
-from zaplecze.formats.iso20022 import load_schema
+from zaplecze.formats.iso20022 import (
+    header_document_pairs,
+    load_schema,
+    safe_parser,
+    xml_documents,
+)
 from zaplecze.formats.swift_mt import parse_fin, read_holdings
 from zaplecze.kernel.fields import Rejected, required, required_date, required_decimal
 from zaplecze.kernel.money import NotAnExactNumber, parse_decimal
@@ -258,8 +263,6 @@ def _dates_out_of_order(statement: CashStatement) -> list[Problem]:
 
 # --- ISO 20022: the envelope -------------------------------------------------------------------
 
-_DECLARATION = re.compile(rb"<\?xml[\s?]")
-_PARTS = ("AppHdr", "Document")
 _ISO_DATE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:Z|[+-][0-9]{2}:[0-9]{2})?")
 _NO_REFERENCE = frozenset({"", "NOTPROVIDED", "NONREF"})
 
@@ -381,39 +384,6 @@ def _leaf_text(element: etree._Element, name: str) -> str:
     return ""
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-
-
-def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """Each XML document of ``data`` (split before every ``<?xml`` declaration but the first)
-    with the number of lines before it; blank pieces are skipped."""
-    bounds = sorted({0, len(data), *(found.start() for found in _DECLARATION.finditer(data))})
-    for start, end in itertools.pairwise(bounds):
-        piece = data[start:end]
-        if piece.strip(b" \t\r\n\xef\xbb\xbf"):
-            yield data.count(b"\n", 0, start), piece
-
-
-def _top_parts(element: etree._Element) -> Iterator[etree._Element]:
-    if etree.QName(element).localname in _PARTS:
-        yield element
-        return
-    for child in element.iterchildren(tag=etree.Element):
-        yield from _top_parts(child)
-
-
-def _pairs(root: etree._Element) -> Iterator[tuple[etree._Element | None, etree._Element]]:
-    """Each Document with the AppHdr just before it, if any."""
-    header = None
-    for part in _top_parts(root):
-        if etree.QName(part).localname == "AppHdr":
-            header = part
-        else:
-            yield header, part
-            header = None
-
-
 Converter = Callable[[_Doc], list[Any]]
 
 
@@ -424,17 +394,17 @@ def _read_iso(data: bytes, source: str, readers: dict[str, tuple[str, Converter]
     results: list[Any] = []
     problems: list[Problem] = []
     wanted = " or ".join(readers)
-    chunks = list(_chunks(data))
+    chunks = list(xml_documents(data))
     if not chunks:
         problems.append(Problem(Rule.XML_MALFORMED, "the file holds no XML", source, None))
     for offset, chunk in chunks:
         try:
-            root = etree.fromstring(chunk, _parser())
+            root = etree.fromstring(chunk, safe_parser())
         except etree.XMLSyntaxError as error:
             problems.append(Problem(Rule.XML_MALFORMED, f"not well-formed XML: {error.msg}",
                                     source, offset + (error.lineno or 1)))
             continue
-        pairs = list(_pairs(root))
+        pairs = list(header_document_pairs(root))
         if not pairs:
             problems.append(Problem(Rule.UNSUPPORTED_MESSAGE_TYPE,
                                     f"no ISO 20022 Document in the XML (its root is "
