@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
                               "their cash, value positions and check the invariants — each "
                               "business day not yet run, once, in order.")
     eod.add_argument("--through", type=_date, required=True, metavar="DATE")
+    eod.add_argument("--statements", type=Path, metavar="DIR",
+                     help="then reconcile every custodian/bank statement file in DIR not yet "
+                     "received (each is read once)")
 
     report = commands.add_parser("report", help="print a report",
                                  description="Print a report; JSON numbers are exact decimals "
@@ -262,7 +265,22 @@ def cmd_eod(args: argparse.Namespace) -> int:
     print(f"end of day through {args.through}: {len(report.days)} day(s) run, {report.skipped} "
           f"already run; {settled} settlements, {len(actions)} corporate action(s)"
           + (f" ({', '.join(actions)})" if actions else ""), file=sys.stderr)
-    return 0
+    if args.statements is None:
+        return 0
+    from zaplecze.services import reconciling
+
+    if not args.statements.is_dir():
+        raise UsageError(f"{args.statements} is not a folder")
+    problems = 0
+    for path in sorted(p for p in args.statements.iterdir() if p.is_file()):
+        done = reconciling.reconcile_file(book.engine, path, _operator(), args.through)
+        problems += len(done.problems)
+        for problem in done.problems:
+            print(f"problem {problem}")
+        print(f"{path.name}: {done.statements} statement(s) reconciled, {done.unchanged} "
+              f"received before; {len(done.new)} new break(s), {len(done.auto_resolved)} "
+              f"resolved", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ A day is one transaction, an ordered list of same-shaped steps:
     7. check the invariants (stock record and cash book balanced per asset)
 and is then marked as run. Running a day again finds it marked and changes nothing. After the
 last day the whole journal is folded and compared with the materialised balances.
+(`zaplecze eod --statements DIR` then reconciles the statements that arrived: see
+services/reconciling.py; breaks age by the calendar when they are reported.)
 """
 
 from __future__ import annotations
