@@ -471,7 +471,8 @@ def test_a_camt053_001_08_with_status_codes_and_unbooked_entries() -> None:
             for e in statement.entries] == [
         (D("-50.00"), False, dt.date(2025, 3, 14), dt.date(2025, 3, 15), "ZAP-1",
          line_of(data, b"<Ntry>")),
-        (D("20.00"), True, dt.date(2025, 3, 14), dt.date(2025, 3, 15), "SVC-1",
+        # no reference of ours: the bank's own (AcctSvcrRef) is its bank_reference
+        (D("20.00"), True, dt.date(2025, 3, 14), dt.date(2025, 3, 15), "",
          line_of(data, b"<Ntry>", 2))]
     assert statement.extra["unbooked_entries"] == "1"
     assert statement.extra["unbooked.1"].startswith(

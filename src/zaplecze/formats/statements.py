@@ -593,7 +593,9 @@ def _camt_reference(doc: _Doc, ntry: etree._Element, transactions: list[etree._E
         values = {doc.text(f"Refs/{name}", tx) for tx in transactions}
         if transactions and len(values) == 1 and (value := values.pop()) not in _NO_REFERENCE:
             return value
-    for path in ("NtryDtls/Btch/PmtInfId", "NtryDtls/Btch/MsgId", "AcctSvcrRef", "NtryRef"):
+    # The bank's own references (AcctSvcrRef, NtryRef) are not ours to match on: they stay
+    # in ``bank_reference`` and the entry is matched by amount and value date instead.
+    for path in ("NtryDtls/Btch/PmtInfId", "NtryDtls/Btch/MsgId"):
         if (value := doc.text(path, ntry)) not in _NO_REFERENCE:
             return value
     return ""

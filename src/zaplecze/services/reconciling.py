@@ -177,9 +177,9 @@ def _fold(connection: Connection, report: ReconReport, found: list[br.Discrepanc
           covered: frozenset[str], statement_date: dt.date, statement_id: str, who: str) -> None:
     existing = {key: b for key, b in load_breaks(connection).items()
                 if b.scope in covered or key in {d.key for d in found}}
+    # Stamped with the statement's date: a break ages until the statement that agreed.
     result = br.reconcile_breaks(existing, found, statement_date, who, covered=covered,
-                                 statement_id=statement_id,
-                                 at=dt.datetime.now(dt.UTC).replace(microsecond=0))
+                                 statement_id=statement_id)
     save_breaks(connection, [*result.updated.values(), *result.new.values(),
                              *result.auto_resolved.values()], existing)
     report.new += result.new.values()
@@ -267,13 +267,17 @@ def _cash(connection: Connection, statement: CashStatement, who: str,
                 f"p.business_date <= {m} ORDER BY p.business_date, e.sequence",
                 (gl.bank(currency), currency, start.isoformat(),
                  (statement.closing_date + dt.timedelta(days=7)).isoformat()))]
-    if not _received(connection, "CASH", statement, fingerprint, statement.account,
-                     {"unmatched": [_entry_json(e) for e in statement.entries]}, today):
+    matched_before = _matched_before(connection, statement.account)
+    ours = [movement for movement in ours if movement.key not in matched_before]
+    result = matching.match_cash(ours, statement, Decimal(0), CASH_DATE_WINDOW, calendar,
+                                 currency, earlier=earlier)
+    summary = {"unmatched": [_entry_json(e) for e in statement.entries],
+               "matched_ours": sorted({m.key for match in result.matches for m in match.ours})}
+    if not _received(connection, "CASH", statement, fingerprint, statement.account, summary,
+                     today):
         report.unchanged += 1
         return report
     report.statements += 1
-    result = matching.match_cash(ours, statement, Decimal(0), CASH_DATE_WINDOW, calendar,
-                                 currency, earlier=earlier)
     report.matched += len(result.matches)
     _fold(connection, report, matching.cash_discrepancies(result),
           matching.cash_scopes(statement), statement.closing_date, statement.statement_id, who)
@@ -286,6 +290,16 @@ def _entry_json(entry: CashEntry) -> dict[str, str]:
             "value_date": entry.value_date.isoformat(), "reference": entry.reference,
             "bank_reference": entry.bank_reference, "description": entry.description,
             "reversal": "1" if entry.reversal else ""}
+
+
+def _matched_before(connection: Connection, account: str) -> set[str]:
+    """Our movements an earlier statement of the account matched: not expected again."""
+    found: set[str] = set()
+    for (summary,) in connection.exec_driver_sql(
+            f"SELECT summary FROM recon_statements WHERE kind = 'CASH' AND account = "
+            f"{repo.mark(connection)}", (account,)):
+        found.update(json.loads(summary).get("matched_ours", []))
+    return found
 
 
 def _open_entries(connection: Connection, account: str) -> list[CashEntry]:
@@ -345,15 +359,18 @@ def break_rows(connection: Connection, as_of: dt.date) -> list[dict[str, str]]:
     (open ones first, oldest first)."""
     found = load_breaks(connection)
     calendar = repo.calendar(connection)
+    instruments = repo.refdata(connection).instruments
     rows = []
     for b in found.values():
         if b.first_seen > as_of:
             continue
+        instrument = instruments.get(b.currency_or_isin)  # a position break: its market's days
+        market = instrument.mic if instrument is not None else None
         rows.append({"break_id": b.break_id, "kind": b.kind.value, "subject": b.subject,
                      "ours": str(b.ours), "theirs": str(b.theirs),
                      "difference": str(b.difference), "asset": b.currency_or_isin,
                      "first_seen": b.first_seen.isoformat(), "last_seen": b.last_seen.isoformat(),
-                     "age_days": str(br.age_in_business_days(b, as_of, calendar)),
+                     "age_days": str(br.age_in_business_days(b, as_of, calendar, market)),
                      "owner": b.owner, "status": b.status.value,
                      "resolution_reason": b.resolution_reason,
                      "comments": str(len(b.comments))})

@@ -349,7 +349,7 @@ recon_statements = Table(
     Column("source", Text, nullable=False),
     Column("statement_id", String(64), nullable=False),
     Column("statement_date", Date, nullable=False),
-    Column("account", String(64), nullable=False),
+    Column("account", Text, nullable=False),  # the statement's account(s), comma-separated
     Column("summary", Text, nullable=False),
     Column("received_on", Date, nullable=False),
     Column("fingerprint", Hash, nullable=False, unique=True),
@@ -366,7 +366,7 @@ breaks = Table(
     Column("ours", Text, nullable=False),
     Column("theirs", Text, nullable=False),
     Column("difference", Text, nullable=False),
-    Column("asset", String(12), nullable=False),
+    Column("asset", Text, nullable=False),  # ISIN, currency, or a security id as given
     Column("first_seen", Date, nullable=False),
     Column("last_seen", Date, nullable=False),
     Column("owner", String(64), nullable=False),
