@@ -75,7 +75,6 @@ class Rule(StrEnum):
     INSTRUCTION_NOT_CANCELLABLE = "instruction_not_cancellable"
     # --- reconciliation ------------------------------------------------------------------
     STATEMENT_DOES_NOT_ADD_UP = "statement_does_not_add_up"
-    STATEMENT_ALREADY_RECEIVED = "statement_already_received"
     UNKNOWN_SAFEKEEPING_ACCOUNT = "unknown_safekeeping_account"
     UNKNOWN_BREAK = "unknown_break"
     BREAK_ALREADY_RESOLVED = "break_already_resolved"
