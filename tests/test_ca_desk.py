@@ -16,7 +16,7 @@ C01 500 and C02 300 from June 2024 until C01 sells 200 on 08-13 and C02 300 on 0
 - ``ca_event_log`` refuses UPDATE and DELETE (and their disguises) in the database itself.
 
 Our own MT564s are MT564_02 (a DVCA) with PKO's ISIN, dates in July 2024 and a rate
-``:92F::GRSS//PLN5,47`` (PKO's real 2024 dividend rate): ex Mon 07-15, record 07-16, pay 07-25.
+``:92F::GRSS//PLN5,47`` (a realistic PKO rate): ex Mon 07-15, record 07-16, pay 07-25.
 """
 
 from __future__ import annotations
@@ -264,8 +264,9 @@ def test_the_expected_figures_follow_from_withholding_csv(golden_folder: Path) -
 # securities is in it): {event: (kind, event_type, status)}, and the rules it must print.
 SAMPLES: dict[str, tuple[dict[str, tuple[str, str, str]], set[str]]] = {
     # a DVCA on a CUSIP, block 2 without its receiver
+    # (its ex date 2000-11-27 against a 2020 record date: dates_out_of_order, so no terms)
     "MT564_01.fin": ({"DV200000168730": ("CASH_DIVIDEND", "DVCA", "WAITING_FOR_REFERENCE_DATA")},
-                     {"mt_malformed"}),
+                     {"mt_malformed", "dates_out_of_order", "missing_required_value"}),
     "MT564_02.fin": ({"D455103": ("CASH_DIVIDEND", "DVCA", "WAITING_FOR_REFERENCE_DATA")},
                      set()),
     "MT564_03.fin": ({"123456": ("", "RHDI", "WAITING_FOR_REFERENCE_DATA")},
@@ -279,10 +280,10 @@ SAMPLES: dict[str, tuple[dict[str, tuple[str, str, str]], set[str]]] = {
                      {"unsupported_event_kind"}),
     # a DVCA with no gross rate: kept, with no terms
     "MT564_08.fin": ({"ABC123456789": ("CASH_DIVIDEND", "DVCA", "WAITING_FOR_REFERENCE_DATA")},
-                     set()),
+                     {"amount_required"}),
     # the CANC of an event never announced, a DVCA with no CASH option: kept, withdrawn
     "MT564_09.fin": ({"FOOBAR": ("", "DVCA", "WITHDRAWN")},
-                     {"unsupported_event_kind", "invalid_date", "invalid_isin"}),
+                     {"unsupported_event_kind", "invalid_date", "invalid_isin", "unknown_event"}),
     "MT564_10.fin": ({}, {"unsupported_event_kind", "invalid_date", "invalid_isin"}),  # 09's SEME
     "MT564_11.fin": ({}, {"mt_malformed"}),  # empty
 }
@@ -323,13 +324,14 @@ def test_every_shared_mt564_is_announced_once_and_kept(desk: Desk) -> None:
         (event, "announce", "ops", name) for name, (events, _) in SAMPLES.items()
         for event in events]
 
-    # The same files again: nothing is added, the problems are said again.
+    # The same files again: nothing is added; the reader's problems are said again (those of
+    # the event's life were said when the message was first taken, and it is not taken again).
     for path in samples:
         done = desk.announce(path, by="ops")
         rules, events = printed(done)
         assert events == {}, (path.name, done)
-        assert set(rules) == SAMPLES[path.name][1], (path.name, done)
-        assert done.returncode == first[path.name].returncode, (path.name, done)
+        assert set(rules) <= SAMPLES[path.name][1], (path.name, done)
+        assert done.returncode == (1 if rules else 0), (path.name, done)
         assert "0 event(s) announced or amended" in done.stderr, done
     assert desk.log() == log
     assert desk.events() == report

@@ -262,6 +262,8 @@ def cmd_eod(args: argparse.Namespace) -> int:
         report = run_eod(book.engine, args.through, step)
     settled = sum(d.settled for d in report.days)
     actions = [a for d in report.days for a in d.corporate_actions]
+    for reason in dict.fromkeys(r for d in report.days for r in d.held_actions):
+        print(f"held: {reason}", file=sys.stderr)
     print(f"end of day through {args.through}: {len(report.days)} day(s) run, {report.skipped} "
           f"already run; {settled} settlements, {len(actions)} corporate action(s)"
           + (f" ({', '.join(actions)})" if actions else ""), file=sys.stderr)

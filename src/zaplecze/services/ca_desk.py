@@ -23,10 +23,12 @@ from sqlalchemy import Connection, Engine
 
 from zaplecze.corporate_actions import lifecycle
 from zaplecze.corporate_actions.apply import Entitlement, apply
-from zaplecze.corporate_actions.lifecycle import EventRecord, EventStatus
+from zaplecze.corporate_actions.lifecycle import EventRecord
 from zaplecze.formats import mt564
 from zaplecze.kernel.problems import BookError, Problem
+from zaplecze.services.ca_events import records
 from zaplecze.services.eod import holdings
+from zaplecze.services.settlement import keep_problems
 from zaplecze.store import repo, schema
 from zaplecze.store.db import with_retries
 
@@ -48,34 +50,6 @@ def _log(connection: Connection, event_id: str, action: str, who: str, at: dt.da
         "payload": payload, "source": source}])
 
 
-def records(connection: Connection) -> dict[str, EventRecord]:
-    """Every announced event's state: the replay of the log."""
-    known = set(repo.refdata(connection).instruments)
-    found: dict[str, EventRecord] = {}
-    for row in connection.exec_driver_sql("SELECT * FROM ca_event_log ORDER BY id"):
-        at = dt.datetime.fromisoformat(row.at)
-        record = found.get(row.event_id)
-        if row.action == "announce":
-            announcements, _ = mt564.read_mt564(row.payload, row.source)
-            for announcement in announcements:
-                record, _ = lifecycle.receive(record, announcement, known, row.who, at)
-        elif record is not None and row.action == "compute":
-            record, _ = lifecycle.compute(record, row.who, at, row.payload)
-        elif record is not None and row.action == "approve":
-            record, _ = lifecycle.approve(record, row.who, at, row.payload)
-        if record is not None:
-            if record.status is EventStatus.WAITING_FOR_REFERENCE_DATA:
-                record, _ = lifecycle.reference_data_arrived(record, known, "system", at)
-            found[row.event_id] = record
-    applied = {str(r[0]) for r in connection.exec_driver_sql(
-        "SELECT event_id FROM ca_applications")}
-    for event_id, record in found.items():
-        if event_id in applied and record.status is EventStatus.APPROVED:
-            found[event_id], _ = lifecycle.apply(record, "end of day", record.history[-1].at,
-                                                 record.approved_payload_hash)
-    return found
-
-
 def announce(engine: Engine, path: Path, who: str) -> AnnounceReport:
     """Read a file of MT564s; each message is logged under its event (kept even when its type
     is not one we book), the same message twice changes nothing."""
@@ -84,18 +58,24 @@ def announce(engine: Engine, path: Path, who: str) -> AnnounceReport:
     report = AnnounceReport(problems=list(problems))
 
     def work(connection: Connection) -> list[EventRecord]:
-        known = records(connection)
+        state = records(connection)
+        known_isins = set(repo.refdata(connection).instruments)
         touched = []
         at = _now()
         for announcement in announcements:
-            before = known.get(announcement.event_reference)
-            if before is not None and announcement.message_reference in before.announcements:
-                continue
+            before = state.get(announcement.event_reference)
+            after, refused = lifecycle.receive(before, announcement, known_isins, who, at)
+            report.problems += refused
+            if before is not None and after is before:
+                continue  # the same message again, or one the event refuses: nothing logged
             _log(connection, announcement.event_reference, "announce", who, at,
                  announcement.raw, path.name)
+            state[announcement.event_reference] = after
             touched.append(announcement.event_reference)
-        after = records(connection)
-        return [after[event_id] for event_id in dict.fromkeys(touched)]
+        if report.problems:
+            keep_problems(connection, report.problems, path.name)
+        after_all = records(connection)
+        return [after_all[event_id] for event_id in dict.fromkeys(touched)]
 
     report.events = with_retries(engine, work)
     return report

@@ -32,6 +32,7 @@ from zaplecze.corporate_actions.apply import (
     apply,
     cash_entry,
 )
+from zaplecze.corporate_actions.lifecycle import payload_hash
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.calendar import SettlementCalendar, weekdays
 from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up, units
@@ -39,7 +40,7 @@ from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, Phase, settle, void
 from zaplecze.refdata.model import RefData
-from zaplecze.services import settlement
+from zaplecze.services import ca_events, settlement
 from zaplecze.store import repo, schema
 from zaplecze.store.db import read_connection, with_retries
 from zaplecze.store.journal import JournalWriter
@@ -50,6 +51,7 @@ class DayResult:
     day: dt.date
     settled: int = 0
     corporate_actions: list[str] = field(default_factory=list)
+    held_actions: list[str] = field(default_factory=list)  # announced, not applicable as is
     cash_credits: int = 0
     valued_accounts: int = 0
     instructed: int = 0
@@ -131,7 +133,14 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData,
     result.instructed = len(instructed.created)
     result.settled_by_netting = instructed.settled_by_netting
     writer.flush()
+    operation = ca_events.records(connection) if _announced(connection) else {}
     for event in _due_actions(connection, day):
+        record = operation.get(event.event_id)
+        if record is not None:  # announced: applied only as approved (four eyes)
+            reason = ca_events.hold_reason(record, _payload(connection, event, refdata))
+            if reason:
+                result.held_actions.append(reason)
+                continue
         _apply_action(connection, writer, event, refdata)
         result.corporate_actions.append(event.event_id)
         writer.flush()
@@ -199,6 +208,17 @@ def projected_action_cash(connection: Connection, account_id: str, currency: str
             if entitlement is not None and entitlement.currency == currency:
                 total += entitlement.net
     return units(round_half_up(total, scale), scale)
+
+
+def _announced(connection: Connection) -> bool:
+    return connection.exec_driver_sql("SELECT 1 FROM ca_event_log LIMIT 1").first() is not None
+
+
+def _payload(connection: Connection, event: CorporateAction, refdata: RefData) -> str:
+    """The hash of the entitlements the event would give now (what an approval binds to)."""
+    entitled = [entitlement for holding in holdings(connection, event, refdata)
+                if (entitlement := apply(event, holding, refdata)[1]) is not None]
+    return payload_hash(entitled)
 
 
 def _due_actions(connection: Connection, day: dt.date) -> list[CorporateAction]:

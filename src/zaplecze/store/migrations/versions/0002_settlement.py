@@ -21,6 +21,10 @@ INDEXES = (
     "CREATE INDEX ix_instructions_date ON settlement_instructions (settlement_date)",
 )
 
+# The append-only tables with their keys (for SQLite's guard against INSERT OR REPLACE).
+KEYS = {"settlement_instructions": ("reference",), "instruction_trades": ("reference", "trade_id"),
+        "settlement_messages": ("id",), "instruction_outcomes": ("reference",)}
+
 
 def upgrade() -> None:
     bind = op.get_bind()
@@ -38,6 +42,12 @@ def upgrade() -> None:
                 op.execute(f"CREATE TRIGGER {table}_append_only_{verb.lower()} BEFORE {verb} "
                            f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} are append-only'); "
                            f"END")
+            # INSERT OR REPLACE deletes without firing DELETE triggers: refuse a taken key.
+            taken = " AND ".join(f"{column} = NEW.{column}" for column in KEYS[table])
+            op.execute(f"CREATE TRIGGER {table}_append_only_replace BEFORE INSERT ON {table} "
+                       f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {taken}) "
+                       f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: this key is "
+                       f"taken'); END")
 
 
 def downgrade() -> None:

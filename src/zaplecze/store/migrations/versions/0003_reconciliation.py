@@ -18,6 +18,8 @@ depends_on = None
 TABLES = ("recon_statements", "breaks", "break_events", "break_comments", "ca_event_log")
 APPEND_ONLY = ("recon_statements", "break_events", "break_comments", "ca_event_log")
 
+KEYS = {table: ("id",) for table in APPEND_ONLY}  # for SQLite's guard against REPLACE
+
 
 def upgrade() -> None:
     bind = op.get_bind()
@@ -32,6 +34,12 @@ def upgrade() -> None:
                 op.execute(f"CREATE TRIGGER {table}_append_only_{verb.lower()} BEFORE {verb} "
                            f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} are append-only'); "
                            f"END")
+            # INSERT OR REPLACE deletes without firing DELETE triggers: refuse a taken key.
+            taken = " AND ".join(f"{column} = NEW.{column}" for column in KEYS[table])
+            op.execute(f"CREATE TRIGGER {table}_append_only_replace BEFORE INSERT ON {table} "
+                       f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {taken}) "
+                       f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: this key is "
+                       f"taken'); END")
 
 
 def downgrade() -> None:
