@@ -89,7 +89,7 @@ def run(db_path: Path, out: Path, write_max: int | None = None) -> SettlementFig
 
     to_write = made if write_max is None else made[:write_max]
     started = time.perf_counter()
-    files, _, _ = write_instructions(to_write, out, "sese023")
+    files, _, _ = write_instructions(to_write, out, "sese023", by_date=True)
     wrote = time.perf_counter() - started
 
     validated = invalid = 0
@@ -97,7 +97,8 @@ def run(db_path: Path, out: Path, write_max: int | None = None) -> SettlementFig
         schema = iso20022.load_schema(XSD)
         step = max(1, len(to_write) // VALIDATED_SAMPLE)
         for instruction in to_write[::step]:
-            data = (out / f"{instruction.reference}.sese023.xml").read_bytes()
+            data = (out / instruction.settlement_date.isoformat()
+                    / f"{instruction.reference}.sese023.xml").read_bytes()
             validated += 1
             invalid += bool(iso20022.validate(data, schema))
     return SettlementFigures(len(legs), read, netted, len(netting.obligations), instructed,

@@ -83,20 +83,23 @@ CHUNK = 5_000
 
 def write_instructions(instructions: Sequence[Instruction], out: Path, fmt: str,
                        xsd: Path | None = None, workers: int | None = None,
-                       ) -> tuple[list[Path], list[str], list[Problem]]:
-    """One file per message in ``out`` (``REF.sese023.xml`` or ``REF.fin``); with ``xsd`` each
-    sese.023 is validated before it is written. Returns the files, the schema complaints (to be
-    empty) and the instructions an MT cannot carry."""
+                       by_date: bool = False) -> tuple[list[Path], list[str], list[Problem]]:
+    """One file per message in ``out`` (``REF.sese023.xml`` or ``REF.fin``), or with
+    ``by_date`` in a folder per intended settlement date (a bulk of hundreds of thousands: one
+    folder of them all slows every file system); with ``xsd`` each sese.023 is validated
+    before it is written. Returns the files, the schema complaints (to be empty) and the
+    instructions an MT cannot carry."""
     out.mkdir(parents=True, exist_ok=True)
     if len(instructions) < PARALLEL_FROM or workers == 1:
-        return _write_chunk(list(instructions), str(out), fmt, str(xsd) if xsd else None)
+        return _write_chunk(list(instructions), str(out), fmt, str(xsd) if xsd else None,
+                            by_date)
     files: list[Path] = []
     invalid: list[str] = []
     problems: list[Problem] = []
     chunks = [list(instructions[i:i + CHUNK]) for i in range(0, len(instructions), CHUNK)]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         for done in pool.map(_write_chunk, chunks, repeat(str(out)), repeat(fmt),
-                             repeat(str(xsd) if xsd else None)):
+                             repeat(str(xsd) if xsd else None), repeat(by_date)):
             files += done[0]
             invalid += done[1]
             problems += done[2]
@@ -104,13 +107,20 @@ def write_instructions(instructions: Sequence[Instruction], out: Path, fmt: str,
 
 
 def _write_chunk(instructions: list[Instruction], out: str, fmt: str, xsd: str | None,
-                 ) -> tuple[list[Path], list[str], list[Problem]]:
-    folder = Path(out)
+                 by_date: bool = False) -> tuple[list[Path], list[str], list[Problem]]:
     schema = iso20022.load_schema(xsd) if xsd else None
     files: list[Path] = []
     invalid: list[str] = []
     problems: list[Problem] = []
+    folders: dict[dt.date, Path] = {}
     for instruction in instructions:
+        folder = Path(out)
+        if by_date:
+            day = instruction.settlement_date
+            if day not in folders:
+                folders[day] = folder / day.isoformat()
+                folders[day].mkdir(exist_ok=True)
+            folder = folders[day]
         if fmt == "sese023":
             data = iso20022.write_sese023(instruction)
             if schema is not None:
