@@ -7,7 +7,7 @@ Create Date: 2026-11-27
 
 from alembic import op
 
-from zaplecze.store import schema
+from zaplecze.store import guards, schema
 
 revision = "0002"
 down_revision = "0001"
@@ -34,20 +34,8 @@ def upgrade() -> None:
     # Instructions and messages received are records of what was said: never changed.
     for table in ("settlement_instructions", "instruction_trades", "settlement_messages",
                   "instruction_outcomes"):
-        if bind.dialect.name == "postgresql":
-            op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-                       f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION zaplecze_refuse_change()")
-        else:
-            for verb in ("UPDATE", "DELETE"):
-                op.execute(f"CREATE TRIGGER {table}_append_only_{verb.lower()} BEFORE {verb} "
-                           f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} are append-only'); "
-                           f"END")
-            # INSERT OR REPLACE deletes without firing DELETE triggers: refuse a taken key.
-            taken = " AND ".join(f"{column} = NEW.{column}" for column in KEYS[table])
-            op.execute(f"CREATE TRIGGER {table}_append_only_replace BEFORE INSERT ON {table} "
-                       f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {taken}) "
-                       f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: this key is "
-                       f"taken'); END")
+        for statement in guards.append_only(bind.dialect.name, table, KEYS[table]):
+            op.execute(statement)
 
 
 def downgrade() -> None:
