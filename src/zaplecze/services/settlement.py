@@ -66,12 +66,18 @@ FIRM_BIC = os.environ.get("ZAPLECZE_FIRM_BIC", "ZAPLPLPWXXX")
 CSDR_MARKETS = frozenset({"XWAR", "XETR", "XFRA", "XPAR", "XAMS", "XBRU", "XLIS", "XMIL",
                           "XDUB", "XMAD"})
 # The central banks' overnight lending rates for lack-of-cash penalties, annual fractions,
-# with the date each took effect (NBP lombard rate, ECB marginal lending facility).
+# with the date each took effect: the NBP lombard rate (reference rate + 0.50) and the ECB
+# marginal lending facility. Kept here until they come as reference data; operations must add
+# each new decision (a day after the last one uses the last rate known).
 OVERNIGHT_RATES: dict[str, tuple[tuple[dt.date, Decimal], ...]] = {
-    "PLN": ((dt.date(2023, 10, 5), Decimal("0.0625")), (dt.date(2025, 5, 8), Decimal("0.0575")),
+    "PLN": ((dt.date(2022, 9, 8), Decimal("0.0725")), (dt.date(2023, 9, 7), Decimal("0.0650")),
+            (dt.date(2023, 10, 5), Decimal("0.0625")), (dt.date(2025, 5, 8), Decimal("0.0575")),
             (dt.date(2025, 7, 3), Decimal("0.0550")), (dt.date(2025, 9, 4), Decimal("0.0525")),
             (dt.date(2025, 10, 9), Decimal("0.0500"))),
-    "EUR": ((dt.date(2024, 6, 12), Decimal("0.0450")), (dt.date(2025, 3, 12), Decimal("0.0290")),
+    "EUR": ((dt.date(2023, 9, 20), Decimal("0.0475")), (dt.date(2024, 6, 12), Decimal("0.0450")),
+            (dt.date(2024, 9, 18), Decimal("0.0390")), (dt.date(2024, 10, 23), Decimal("0.0365")),
+            (dt.date(2024, 12, 18), Decimal("0.0340")), (dt.date(2025, 2, 5), Decimal("0.0315")),
+            (dt.date(2025, 3, 12), Decimal("0.0290")), (dt.date(2025, 4, 23), Decimal("0.0265")),
             (dt.date(2025, 6, 11), Decimal("0.0240"))),
 }
 PENALTY_INCOME = "income:csdr_penalties"
