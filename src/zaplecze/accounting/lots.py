@@ -19,7 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
-from zaplecze.kernel.money import currency_scale, round_half_up
+from zaplecze.kernel.money import currency_scale, divide, round_half_up
 from zaplecze.refdata.model import Instrument, LotMethod
 from zaplecze.trading.model import Side, Trade
 
@@ -197,7 +197,7 @@ def _decimal(value: Fraction) -> Decimal:
         denominator //= 5
         fives += 1
     if denominator != 1:
-        return Decimal(numerator) / Decimal(value.denominator)  # 60-digit context, documented
+        return divide(Decimal(numerator), Decimal(value.denominator))  # 60 digits
     places = max(twos, fives)
     return Decimal(numerator * 10**places // value.denominator).scaleb(-places)
 
