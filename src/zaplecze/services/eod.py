@@ -19,7 +19,7 @@ services/reconciling.py; breaks age by the calendar when they are reported.)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -32,7 +32,7 @@ from zaplecze.corporate_actions.apply import (
     apply,
     cash_entry,
 )
-from zaplecze.corporate_actions.lifecycle import payload_hash
+from zaplecze.corporate_actions.lifecycle import EventRecord, payload_hash
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.calendar import SettlementCalendar, weekdays
 from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up, units
@@ -104,6 +104,8 @@ def run_eod(engine: Engine, through: dt.date,
             "SELECT business_date FROM eod_runs")}
         refdata = repo.refdata(connection)
         calendar = repo.calendar(connection)
+        # Announced events as approved: read once, approvals do not change during a run.
+        operation = ca_events.records(connection) if _announced(connection) else {}
     if start is None:
         return report
     days = [day for day in weekdays(start, through) if day.isoformat() not in done]
@@ -111,7 +113,7 @@ def run_eod(engine: Engine, through: dt.date,
     fold = PositionFold()
     for index, day in enumerate(days, start=1):
         def work(connection: Connection, day: dt.date = day) -> DayResult:
-            return _run_day(connection, day, refdata, fold, calendar)
+            return _run_day(connection, day, refdata, fold, calendar, operation)
 
         result = with_retries(engine, work)
         report.days.append(result)
@@ -123,8 +125,8 @@ def run_eod(engine: Engine, through: dt.date,
     return report
 
 
-def _run_day(connection: Connection, day: dt.date, refdata: RefData,
-             fold: PositionFold, calendar: SettlementCalendar) -> DayResult:
+def _run_day(connection: Connection, day: dt.date, refdata: RefData, fold: PositionFold,
+             calendar: SettlementCalendar, operation: Mapping[str, EventRecord]) -> DayResult:
     result = DayResult(day)
     writer = JournalWriter(connection)
     result.settled = _settle_due(connection, writer, day, refdata)
@@ -133,7 +135,6 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData,
     result.instructed = len(instructed.created)
     result.settled_by_netting = instructed.settled_by_netting
     writer.flush()
-    operation = ca_events.records(connection) if _announced(connection) else {}
     for event in _due_actions(connection, day):
         record = operation.get(event.event_id)
         if record is not None:  # announced: applied only as approved (four eyes)
@@ -149,9 +150,9 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData,
     fold.advance(connection, day)
     result.valued_accounts = _value(connection, day, fold, refdata)
     closes = {isin: close for isin, (_, close) in fold.prices.items()}
-    result.penalties = len(settlement.accrue_penalties(connection, writer, day, refdata,
-                                                       calendar, closes))
-    result.fails = len(settlement.fails(connection, day, refdata, calendar))
+    accrued, result.fails = settlement.accrue_penalties(connection, writer, day, refdata,
+                                                        calendar, closes)
+    result.penalties = len(accrued)
     writer.flush()
     _check_day(connection, day)
     result.entries = writer.written

@@ -507,13 +507,14 @@ def _post_settlement(connection: Connection, writer: JournalWriter, item: Instru
     state = item.state
     before, after = state.settled_quantity, state.settled_quantity + quantity
     total = state.instructed_quantity
-    entries = repo.entries_by_key(connection, [trade_key(t) for t in sorted(item.legs)])
+    keys = [trade_key(t) for t in sorted(item.legs)]
+    entries = repo.entries_by_key(connection, [*keys, *(f"post:{key}" for key in keys)])
     count = 0
-    for trade_id in sorted(item.legs):
-        entry = entries.get(trade_key(trade_id))
-        if entry is None or entry.phase is not Phase.PENDING or \
-                repo.entries_by_key(connection, [f"post:{entry.key}"]):
+    for key in keys:
+        entry = entries.get(key)
+        if entry is None or entry.phase is not Phase.PENDING or f"post:{key}" in entries:
             continue  # voided, or settled in full already
+        trade_id = entry.ref
         leg_quantity = abs(item.legs[trade_id][0])
         whole = units(leg_quantity, scale)
         done_before = _cumulative(whole, before, total)
@@ -629,17 +630,19 @@ def overnight_rate(currency: str, day: dt.date) -> Decimal | None:
 
 def accrue_penalties(connection: Connection, writer: JournalWriter, day: dt.date,
                      refdata: RefData, calendar: SettlementCalendar,
-                     closes: dict[str, Decimal]) -> list[penalties.Penalty]:
+                     closes: dict[str, Decimal]) -> tuple[list[penalties.Penalty], int]:
     """One day's CSDR cash penalties for every fail at a CSDR place of settlement: the
     reference value at the day's close (the latest close on or before it), booked as an
-    entry between the penalty income and what we owe / are owed by the CSD."""
+    entry between the penalty income and what we owe / are owed by the CSD. Returns them
+    with the number of fails that day (every market)."""
     accrued = []
     records = []
     done = {str(row[0]) for row in connection.exec_driver_sql(
         f"SELECT reference FROM penalties WHERE business_date = {repo.mark(connection)}",
         (day.isoformat(),))}
     items = instructions(connection, open_through=day, as_of=day)
-    for row in fails(connection, day, refdata, calendar, items):
+    failing = fails(connection, day, refdata, calendar, items)
+    for row in failing:
         instrument = refdata.instruments[row.isin]
         if row.reference in done or instrument.mic not in CSDR_MARKETS:
             continue
@@ -678,7 +681,7 @@ def accrue_penalties(connection: Connection, writer: JournalWriter, day: dt.date
                         "payer": row.failing_party.value, "entry_key": key})
     if records:
         connection.execute(schema.penalties.insert(), records)
-    return accrued
+    return accrued, len(failing)
 
 
 def instrumented_keys(connection: Connection, keys: Iterable[str], refdata: RefData) -> set[str]:
