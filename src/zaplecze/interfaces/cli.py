@@ -187,6 +187,10 @@ def _parser() -> argparse.ArgumentParser:
     fix.add_argument("--account-map", type=Path, required=True,
                      help="CSV kind,fix_value,zaplecze_value (kind: account or symbol)")
 
+    from zaplecze.interfaces import cli_workbench
+
+    cli_workbench.add_parsers(commands, _operator())
+
     demo = commands.add_parser("demo", help="build, load and run a realistic sample book")
     demo.add_argument("--folder", type=Path, default=Path("demo-book"))
     demo.add_argument("--seed", type=int, default=7)
@@ -484,7 +488,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "load": cmd_load, "eod": cmd_eod, "report": cmd_report,
     "audit": cmd_audit, "export": cmd_export, "load-fix": cmd_load_fix, "demo": cmd_demo,
     "settle": cmd_settle, "recon": cmd_recon, "ca": cmd_ca,
+    "serve": lambda args: _workbench("cmd_serve", args),
+    "user": lambda args: _workbench("cmd_user", args),
+    "desk": lambda args: _workbench("cmd_desk", args),
 }
+
+
+def _workbench(name: str, args: argparse.Namespace) -> int:
+    from zaplecze.interfaces import cli_workbench
+
+    return int(getattr(cli_workbench, name)(args, _book(args)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

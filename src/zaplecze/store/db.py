@@ -65,7 +65,12 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock at BEGIN (no lock upgrade deadlocks); readers begin a
+        # deferred transaction: in WAL mode, a snapshot that neither blocks nor waits for one.
+        if connection.get_execution_options().get("zaplecze_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _is_retryable(error: Exception) -> bool:
@@ -116,9 +121,11 @@ def with_retries(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
-    """A consistent read: one transaction (a snapshot on PostgreSQL, a read lock on SQLite)."""
-    with engine.connect() as connection, connection.begin():
-        yield connection
+    """A consistent read: one transaction (a snapshot on PostgreSQL, and on SQLite in WAL mode)."""
+    with engine.connect() as connection:
+        connection.execution_options(zaplecze_read_only=True)
+        with connection.begin():
+            yield connection
 
 
 def explain_connection_error(error: Exception, url: str) -> BookError:

@@ -406,3 +406,121 @@ ca_event_log = Table(
     Column("payload", Text, nullable=False),  # the MT564 as received, or a payload hash
     Column("source", Text, nullable=False),
 )
+
+# --- The workbench: staff, their sessions and tokens, desks, the audit trail, four-eyes -------
+
+users = Table(
+    "users", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("display_name", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),  # argon2id, PHC string
+    Column("totp_secret", String(64), nullable=False),  # base32; every staff user has one
+    Column("roles", Text, nullable=False),  # comma-separated role names
+    Column("desk", String(32), nullable=False),  # "" = every desk
+    Column("active", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("session_hash", Hash, primary_key=True),  # SHA-256 of the cookie's token
+    Column("username", String(64), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("last_seen_at", String(32), nullable=False),
+    Column("ended_at", String(32), nullable=False),  # "" while alive
+    Column("address", String(64), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("token_hash", Hash, nullable=False, unique=True),
+    Column("username", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),  # comma-separated permissions
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("revoked_at", String(32), nullable=False),
+)
+
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, index=True),
+    Column("address", String(64), nullable=False),
+    Column("at", String(32), nullable=False, index=True),
+    Column("succeeded", Integer, nullable=False),
+)
+
+account_desks = Table(
+    "account_desks", metadata,
+    Column("account", String(64), primary_key=True),
+    Column("desk", String(32), nullable=False, index=True),
+)
+
+# Every action through the workbench or API: who, what, when, from where, before and after;
+# hash-chained like the journal and append-only.
+audit_trail = Table(
+    "audit_trail", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", Text, nullable=False),
+    Column("before", Text, nullable=False),  # JSON
+    Column("after", Text, nullable=False),  # JSON
+    Column("hash", Hash, nullable=False),
+)
+
+# Four-eyes: a request made by one person, decided by another, bound to the payload's hash.
+approval_requests = Table(
+    "approval_requests", metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("action", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON
+    Column("payload_hash", Hash, nullable=False),
+    Column("maker", String(64), nullable=False),
+    Column("made_at", String(32), nullable=False),
+)
+
+approval_decisions = Table(
+    "approval_decisions", metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("decision", String(16), nullable=False),  # approved, rejected
+    Column("checker", String(64), nullable=False),
+    Column("decided_at", String(32), nullable=False),
+    Column("payload_hash", Hash, nullable=False),
+)
+
+# POST /api/trades with an Idempotency-Key: the first answer, replayed for the same body.
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("key", String(200), primary_key=True),  # username + "\x1f" + the header
+    Column("request_hash", Hash, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("at", String(32), nullable=False),
+)
+
+# The exception queue's items that have no life of their own (failed settlements, rejected
+# rows, events awaiting approval): who owns them, and whether they are dealt with.
+work_items = Table(
+    "work_items", metadata,
+    Column("item_key", String(200), primary_key=True),  # fail:REF, rejected:ID, ca:EVENT
+    Column("owner", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # open, investigating, resolved
+    Column("resolution_reason", Text, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+work_item_comments = Table(
+    "work_item_comments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_key", String(200), nullable=False, index=True),
+    Column("author", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The operations workbench: the REST API under /api and the server-rendered pages."""

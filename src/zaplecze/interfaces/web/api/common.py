@@ -1,0 +1,90 @@
+"""What every list shares: paging (limit, offset), sorting (sort, order), the list's shape,
+and the checks that keep a desk to its own accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel
+
+from zaplecze.interfaces.web.auth import Principal, book_of
+from zaplecze.interfaces.web.problems import COMMON_RESPONSES, ApiProblem
+
+T = TypeVar("T")
+
+LIMIT_DEFAULT = 50
+LIMIT_MAX = 1_000
+
+
+class Paging(BaseModel):
+    limit: int
+    offset: int
+    sort: str
+    order: Literal["asc", "desc"]
+
+
+def paging(limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
+           offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+           sort: Annotated[str, Query(max_length=64)] = "",
+           order: Literal["asc", "desc"] = "asc") -> Paging:
+    return Paging(limit=limit, offset=offset, sort=sort, order=order)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
+class Listing(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+def page_of(rows: Sequence[dict[str, Any]], page: Paging, default_sort: str,
+            columns: Sequence[str]) -> dict[str, Any]:
+    """Sort and cut an in-memory list (reports are built whole; most are small)."""
+    sort = page.sort or default_sort
+    if sort not in columns:
+        raise ApiProblem(400, "invalid_sort", f"sort by one of: {', '.join(columns)}",
+                         [{"field": "sort", "message": f"unknown column {sort!r}"}])
+    ordered = sorted(rows, key=_sort_key(sort), reverse=page.order == "desc")
+    return {"items": ordered[page.offset:page.offset + page.limit], "total": len(rows),
+            "limit": page.limit, "offset": page.offset}
+
+
+def _sort_key(column: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    from decimal import Decimal, InvalidOperation
+
+    def key(row: dict[str, Any]) -> tuple[int, Any]:
+        value = row.get(column)
+        if value is None or value == "":
+            return (0, "")
+        try:
+            return (1, Decimal(str(value)))
+        except (InvalidOperation, ValueError):
+            return (2, str(value))
+    return key
+
+
+def filtered(rows: list[dict[str, Any]], **wanted: str | None) -> list[dict[str, Any]]:
+    conditions = {k: v for k, v in wanted.items() if v}
+    return [row for row in rows if all(str(row.get(k, "")) == v for k, v in conditions.items())]
+
+
+def own_account(request: Request, principal: Principal, account: str) -> None:
+    """404 for an account outside the caller's desk: not even its existence shows."""
+    if not principal.sees(book_of(request), account):
+        raise ApiProblem(404, "unknown_account", f"no account {account}")
+
+
+def desk_rows(request: Request, principal: Principal, rows: list[dict[str, Any]],
+              column: str = "account") -> list[dict[str, Any]]:
+    scope = principal.accounts(book_of(request))
+    if scope is None:
+        return rows
+    return [row for row in rows if row.get(column) in scope]
+
+
+RESPONSES = COMMON_RESPONSES

@@ -1,0 +1,72 @@
+"""The workbench application: ``create_app(book)`` gives the ASGI app that ``zaplecze serve``
+runs under uvicorn and the tests drive in-process.
+
+- /api/…: the REST API; OpenAPI 3 at /api/openapi.json, documentation at /api/docs.
+- /…: the server-rendered pages (Jinja2 + htmx), static files under /static.
+Every route is checked by ``auth.authorize`` against ``policy.POLICY``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zaplecze import __version__
+from zaplecze.bootstrap import Book
+from zaplecze.interfaces.web import problems
+from zaplecze.interfaces.web.settings import WebSettings
+from zaplecze.kernel.problems import BookError
+
+API_ROUTERS = ("session", "trades")
+
+
+def create_app(book: Book, settings: WebSettings | None = None) -> FastAPI:
+    app = FastAPI(title="Zaplecze", version=__version__,
+                  description="The back office's REST API: trades, positions and cash, "
+                  "settlement, corporate actions, reconciliation breaks, the audit trail. "
+                  "Decimals are exact, as strings. Errors are RFC 9457 problem details with "
+                  "our problem code in `code`.",
+                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    app.state.book = book
+    app.state.settings = settings or WebSettings()
+    app.add_exception_handler(problems.ApiProblem, problems.on_api_problem)
+    app.add_exception_handler(BookError, problems.on_book_error)
+    app.add_exception_handler(RequestValidationError, problems.on_validation)
+    app.add_exception_handler(StarletteHTTPException, problems.on_http)
+    from importlib import import_module
+
+    for name in API_ROUTERS:
+        app.include_router(import_module(f"zaplecze.interfaces.web.api.{name}").router)
+    _pages(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _pages(app: FastAPI) -> None:
+    try:
+        from zaplecze.interfaces.web import pages
+    except ImportError:  # pages not built into this app
+        return
+    pages.install(app)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema with our error shape: a bad request is 400 problem+json, not 422."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    app.openapi_schema = schema
+    return schema

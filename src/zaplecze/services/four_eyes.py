@@ -1,0 +1,134 @@
+"""Four-eyes: a sensitive change is requested by one person and decided by another.
+
+The request carries the exact payload; the approval names the payload's hash, so what is
+approved is exactly what was shown (a payload changed in between is refused, not applied).
+The maker can never decide their own request. Requests and decisions are append-only; a
+request is applied in the same transaction as its approval.
+
+Actions with an applier here: ``user.roles`` (change a user's roles). Corporate-action
+approval has its own life (``ca_desk``) but follows the same two rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from zaplecze.kernel.problems import BookError, Rule
+from zaplecze.services import access, identity
+from zaplecze.services.audit_trail import Actor, now, record
+from zaplecze.store import schema
+from zaplecze.store.db import with_retries
+
+
+def canonical(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(payload).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Request:
+    request_id: str
+    action: str
+    subject: str
+    payload: dict[str, Any]
+    payload_hash: str
+    maker: str
+    made_at: str
+    decision: str = ""  # "", approved, rejected
+    checker: str = ""
+    decided_at: str = ""
+
+    @property
+    def status(self) -> str:
+        return self.decision or "pending"
+
+
+def _validate_roles(connection: Connection, payload: dict[str, Any]) -> None:
+    roles = payload.get("roles")
+    if not isinstance(roles, list) or not roles or access.unknown_roles(roles):
+        raise BookError(f"unknown_role: roles are {', '.join(access.ROLE_NAMES)}")
+    if identity.get_user(connection, str(payload.get("username", ""))) is None:
+        raise BookError(f"unknown_user: {payload.get('username')}")
+
+
+def _apply_roles(connection: Connection, payload: dict[str, Any], actor: Actor) -> None:
+    identity.set_roles(connection, actor, payload["username"], list(payload["roles"]))
+
+
+# action -> (check the payload when requested, apply it when approved)
+ACTIONS: dict[str, tuple[Callable[[Connection, dict[str, Any]], None],
+                         Callable[[Connection, dict[str, Any], Actor], None]]] = {
+    "user.roles": (_validate_roles, _apply_roles),
+}
+
+
+def request(engine: Engine, actor: Actor, action: str, subject: str,
+            payload: dict[str, Any]) -> Request:
+    if action not in ACTIONS:
+        raise BookError(f"unknown_action: {action}")
+    validate, _ = ACTIONS[action]
+
+    def work(connection: Connection) -> Request:
+        validate(connection, payload)
+        made = Request(secrets.token_hex(8), action, subject, payload, payload_hash(payload),
+                       actor.username, now())
+        connection.execute(schema.approval_requests.insert(), [{
+            "request_id": made.request_id, "action": action, "subject": subject,
+            "payload": canonical(payload), "payload_hash": made.payload_hash,
+            "maker": actor.username, "made_at": made.made_at}])
+        record(connection, actor, "approval.request", action, made.request_id, None,
+               {"subject": subject, "payload": payload, "payload_hash": made.payload_hash})
+        return made
+
+    return with_retries(engine, work)
+
+
+def requests(connection: Connection, request_id: str | None = None) -> list[Request]:
+    m = "%s" if connection.dialect.name == "postgresql" else "?"
+    where, params = ("WHERE r.request_id = " + m, (request_id,)) if request_id else ("", ())
+    rows = connection.exec_driver_sql(
+        "SELECT r.request_id, r.action, r.subject, r.payload, r.payload_hash, r.maker, "
+        "r.made_at, d.decision, d.checker, d.decided_at FROM approval_requests r "
+        "LEFT JOIN approval_decisions d ON d.request_id = r.request_id "
+        f"{where} ORDER BY r.made_at", params).all()
+    return [Request(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7] or "",
+                    r[8] or "", r[9] or "") for r in rows]
+
+
+def decide(engine: Engine, actor: Actor, request_id: str, approve: bool,
+           expected_hash: str) -> Request:
+    """Approve (and apply) or reject a pending request; never the maker's own, and only for
+    the payload hash the checker saw."""
+    def work(connection: Connection) -> Request:
+        found = requests(connection, request_id)
+        if not found:
+            raise BookError(f"unknown_request: {request_id}")
+        pending = found[0]
+        if pending.decision:
+            raise BookError(f"request_already_decided: {request_id} was {pending.decision}")
+        if pending.maker == actor.username:
+            raise BookError(f"{Rule.FOUR_EYES_REQUIRED}: {actor.username} made this request; "
+                            "another person must decide it")
+        if expected_hash != pending.payload_hash:
+            raise BookError("payload_changed: the request is not the one you were shown")
+        decision = "approved" if approve else "rejected"
+        connection.execute(schema.approval_decisions.insert(), [{
+            "request_id": request_id, "decision": decision, "checker": actor.username,
+            "decided_at": now(), "payload_hash": pending.payload_hash}])
+        record(connection, actor, f"approval.{decision}", pending.action, request_id,
+               {"status": "pending"}, {"status": decision})
+        if approve:
+            ACTIONS[pending.action][1](connection, pending.payload, actor)
+        return requests(connection, request_id)[0]
+
+    return with_retries(engine, work)
