@@ -20,7 +20,8 @@ from zaplecze.interfaces.web import problems
 from zaplecze.interfaces.web.settings import WebSettings
 from zaplecze.kernel.problems import BookError
 
-API_ROUTERS = ("session", "trades")
+API_ROUTERS = ("session", "trades", "holdings", "reports", "settlement", "corporate_actions",
+               "breaks", "exceptions", "audit", "users")
 
 
 def create_app(book: Book, settings: WebSettings | None = None) -> FastAPI:

@@ -7,6 +7,8 @@ routes through ``api.common.own_account`` and ``desk_rows``: another desk's obje
 
 from __future__ import annotations
 
+from zaplecze.interfaces.web.page_policy import PAGE_POLICY
+
 PUBLIC = "public"  # anyone, logged in or not
 AUTHENTICATED = "authenticated"  # any logged-in user, whatever the roles
 
@@ -21,4 +23,15 @@ POLICY: dict[str, str] = {
     "api.trades.list": "trades:read",
     "api.trades.get": "trades:read",
     "api.trades.cancel": "trades:write",
+    # holdings: positions, cash, prices, accounts, instruments (api/holdings.py)
+    # reports (api/reports.py)
+    # settlement (api/settlement.py)
+    # audit trail (api/audit.py)
+    # corporate actions (api/corporate_actions.py)
+    # reconciliation breaks (api/breaks.py)
+    # the exception queue (api/exceptions.py)
+    # users and four-eyes approvals (api/users.py)
 }
+
+# The pages' entries live beside the pages; merged here so that there is one table.
+POLICY.update(PAGE_POLICY)

@@ -48,7 +48,8 @@ class ApiProblem(Exception):
 # Our problem codes that mean "no such thing" or "conflicts with the current state".
 _NOT_FOUND = {"unknown_event", "unknown_break", "unknown_trade", "unknown_user",
               "unknown_request", "unknown_account", "unknown_instruction", "unknown_item"}
-_CONFLICT = {"four_eyes_required", "request_already_decided", "payload_changed",
+_FORBIDDEN = {"four_eyes_required"}  # the maker of a request can never decide it
+_CONFLICT = {"request_already_decided", "payload_changed",
              "event_not_approved", "event_already_applied", "break_already_resolved",
              "amendment_after_approval", "user_exists", "trade_already_settled",
              "conflicting_duplicate_id", "instruction_not_cancellable", "item_already_resolved",
@@ -60,7 +61,8 @@ def from_book_error(error: BookError) -> ApiProblem:
     code, _, detail = text.partition(": ")
     if not detail or " " in code:
         code, detail = "invalid_request", text
-    status = 404 if code in _NOT_FOUND else 409 if code in _CONFLICT else 400
+    status = (404 if code in _NOT_FOUND else 403 if code in _FORBIDDEN
+              else 409 if code in _CONFLICT else 400)
     return ApiProblem(status, code, detail)
 
 

@@ -1,0 +1,9 @@
+"""/api/…: corporate actions (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from zaplecze.interfaces.web.api.common import RESPONSES
+
+router = APIRouter(prefix="/api", tags=["corporate_actions"], responses=RESPONSES)
