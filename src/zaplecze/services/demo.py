@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zaplecze.kernel.calendar import weekdays
-from zaplecze.services import settlement_desk
+from zaplecze.services import settlement_desk, workbench_demo
 from zaplecze.services.audit import verify
 from zaplecze.services.book_generator import BookShape, book_period, generate_book
 from zaplecze.services.eod import run_eod
@@ -88,6 +88,26 @@ def run_demo(db: str | None, folder: Path, seed: int, out: Console, err: Console
               f"head {audit.head[:24]}… (anchor it outside: `zaplecze audit verify`)")
     out.print(f"\nTry: [cyan].venv/bin/zaplecze --db {url} report positions --as-of {last} "
               f"--basis trade --format table[/]")
+    _workbench(book.engine, out, folder, last, url)
+
+
+def _workbench(engine: Any, out: Console, folder: Path, last: dt.date, url: str) -> None:
+    staff = workbench_demo.seed(engine, folder / "workbench", last)
+    table = Table(title="6. the workbench: demo staff (password "
+                        f"{workbench_demo.DEMO_PASSWORD!r} for all)")
+    for column in ("user", "role", "desk"):
+        table.add_column(column)
+    for member in staff:
+        table.add_row(member.username, member.role, member.desk or "every desk")
+    out.print()
+    out.print(table)
+    out.print("   waiting for them: 2 reconciliation breaks at KDPW, a PKO dividend prepared by "
+              "ops1 for another person to approve, another to prepare, the failing settlements "
+              "and the rejected rows — all in the exception queue")
+    out.print(f"\nStart it: [cyan].venv/bin/zaplecze --db {url} serve[/] and open "
+              "[cyan]http://127.0.0.1:8000/[/]; each login asks for the user's TOTP code: "
+              f"[cyan].venv/bin/zaplecze --db {url} user code ops1[/] (or add the secret from "
+              "`user add` to an authenticator app)")
 
 
 def _settlement(engine: object, out: Console, first: dt.date, last: dt.date) -> None:
