@@ -49,6 +49,8 @@ class EntryKind(StrEnum):
     CORPORATE_ACTION_CASH = "CORPORATE_ACTION_CASH"
     TRANSFORMATION = "TRANSFORMATION"
     PENALTY = "PENALTY"  # a CSDR cash penalty accrued on a failing day
+    ADJUSTMENT = "ADJUSTMENT"  # a manual entry, made by one person and approved by another
+    REVERSAL = "REVERSAL"  # undoes a posted entry by its opposite; target_key names it
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,23 @@ def void(pending: Entry, date: dt.date, reason: str) -> Entry:
     return Entry(key=f"void:{pending.key}", kind=EntryKind.CANCEL, phase=Phase.VOID,
                  business_date=date, postings=reversed_postings, ref=pending.ref,
                  account=pending.account, target_key=pending.key, memo=reason)
+
+
+# What a manual reversal may undo: entries made by people or by accrual, never the lifecycle
+# entries of trades and corporate actions (those are cancelled and reversed by their own
+# events, which keep their records in step).
+REVERSIBLE = frozenset({EntryKind.ADJUSTMENT, EntryKind.PENALTY})
+
+
+def reversal(entry: Entry, date: dt.date, reason: str) -> Entry:
+    """The entry that undoes a posted ``entry`` on ``date``: its postings reversed, on the same
+    basis, pointing to what it reverses."""
+    assert entry.phase is Phase.POSTED and entry.kind in REVERSIBLE, entry.key
+    return Entry(key=f"reverse:{entry.key}", kind=EntryKind.REVERSAL, phase=Phase.POSTED,
+                 business_date=date,
+                 postings=tuple(Posting(p.gl_account, p.asset, -p.amount)
+                                for p in entry.postings),
+                 ref=entry.ref, account=entry.account, target_key=entry.key, memo=reason)
 
 
 def _share(amount: int, numerator: int, denominator: int) -> int:

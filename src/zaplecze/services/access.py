@@ -14,7 +14,7 @@ PERMISSIONS = frozenset({
     *(f"{area}:read" for area in READ_AREAS),
     "trades:write", "settlement:write", "corporate_actions:prepare",
     "corporate_actions:approve", "breaks:write", "exceptions:write", "users:write",
-    "approvals:decide",
+    "approvals:decide", "ledger:adjust",
 })
 
 _OPERATIONS_READ = {f"{area}:read" for area in READ_AREAS if area not in ("audit", "users")}
@@ -22,10 +22,11 @@ _OPERATIONS_READ = {f"{area}:read" for area in READ_AREAS if area not in ("audit
 ROLES: dict[str, frozenset[str]] = {
     "operations": frozenset(_OPERATIONS_READ | {
         "trades:write", "corporate_actions:prepare", "corporate_actions:approve",
-        "breaks:write", "exceptions:write", "approvals:decide"}),
+        "breaks:write", "exceptions:write", "approvals:decide", "ledger:adjust"}),
     "settlement": frozenset(_OPERATIONS_READ | {
         "settlement:write", "breaks:write", "exceptions:write"}),
-    "accounting": frozenset(_OPERATIONS_READ | {"breaks:write", "exceptions:write"}),
+    "accounting": frozenset(_OPERATIONS_READ | {"breaks:write", "exceptions:write",
+                                                 "ledger:adjust", "approvals:decide"}),
     "compliance": frozenset(_OPERATIONS_READ | {"audit:read"}),
     "auditor": frozenset(f"{area}:read" for area in READ_AREAS),
     "front_office": frozenset({"positions:read", "prices:read", "cash:read", "refdata:read"}),

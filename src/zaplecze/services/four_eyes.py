@@ -5,26 +5,42 @@ approved is exactly what was shown (a payload changed in between is refused, not
 The maker can never decide their own request. Requests and decisions are append-only; a
 request is applied in the same transaction as its approval.
 
-Actions with an applier here: ``user.roles`` (change a user's roles). Corporate-action
-approval has its own life (``ca_desk``) but follows the same two rules.
+Actions with an applier here: ``user.roles`` (change a user's roles), ``ledger.adjustment`` (a
+manual journal entry, balanced per asset) and ``ledger.reversal`` (undo a posted adjustment or
+penalty by its opposite). Corporate-action approval has its own life (``ca_desk``) but follows
+the same two rules.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from zaplecze.kernel.money import currency_scale
 from zaplecze.kernel.problems import BookError, Rule
+from zaplecze.ledger import accounts
+from zaplecze.ledger.model import (
+    REVERSIBLE,
+    Entry,
+    EntryKind,
+    Phase,
+    Posting,
+    reversal,
+    unbalanced_assets,
+)
 from zaplecze.services import access, identity
 from zaplecze.services.audit_trail import Actor, now, record
-from zaplecze.store import schema
+from zaplecze.store import repo, schema
 from zaplecze.store.db import with_retries
+from zaplecze.store.journal import JournalWriter
 
 
 def canonical(payload: dict[str, Any]) -> str:
@@ -65,10 +81,111 @@ def _apply_roles(connection: Connection, payload: dict[str, Any], actor: Actor) 
     identity.set_roles(connection, actor, payload["username"], list(payload["roles"]))
 
 
+def _adjustment_entry(connection: Connection, payload: dict[str, Any]) -> Entry:
+    """The manual entry a payload describes; a BookError naming what is wrong."""
+    try:
+        day = dt.date.fromisoformat(str(payload.get("business_date", "")))
+    except ValueError:
+        raise BookError("invalid_date: business_date must be YYYY-MM-DD") from None
+    memo = str(payload.get("memo", "")).strip()
+    if not memo:
+        raise BookError("memo_required: say why the adjustment is made")
+    lines = payload.get("postings")
+    if not isinstance(lines, list) or len(lines) < 2:
+        raise BookError("invalid_postings: at least two postings")
+    instruments = repo.refdata(connection).instruments
+    postings = []
+    for number, line in enumerate(lines, start=1):
+        gl_account, asset = str(line.get("gl_account", "")), str(line.get("asset", ""))
+        if not (accounts.is_owner(gl_account) or accounts.is_location(gl_account)) or (
+                ":" not in gl_account or not gl_account.split(":", 1)[1]):
+            prefixes = ", ".join(sorted(accounts.OWNER_PREFIXES | accounts.LOCATION_PREFIXES))
+            raise BookError(f"unknown_gl_account: posting {number}: {gl_account!r} is not "
+                            f"prefix:name with a prefix of {prefixes}")
+        if asset in instruments:
+            scale = instruments[asset].quantity_scale
+        else:
+            try:
+                scale = currency_scale(asset)
+            except (KeyError, ValueError):
+                raise BookError(f"unknown_asset: posting {number}: {asset!r} is neither an "
+                                "instrument's ISIN nor an ISO 4217 currency") from None
+        try:
+            amount = Decimal(str(line.get("amount", "")))
+        except InvalidOperation:
+            raise BookError(f"invalid_amount: posting {number}: not a number") from None
+        units = amount.scaleb(scale)
+        if not amount.is_finite() or units != units.to_integral_value() or amount == 0:
+            raise BookError(f"invalid_amount: posting {number}: {amount} is zero or has more "
+                            f"than {scale} decimal places for {asset}")
+        postings.append(Posting(gl_account, asset, int(units)))
+    account = str(payload.get("account", ""))
+    entry = Entry(key=f"adjustment:{payload_hash(payload)[:24]}", kind=EntryKind.ADJUSTMENT,
+                  phase=Phase.POSTED, business_date=day, postings=tuple(postings),
+                  ref=str(payload.get("reference", "")), account=account, memo=memo)
+    broken = unbalanced_assets(entry)
+    if broken:
+        raise BookError("unbalanced_entry: the postings do not sum to zero for "
+                        + ", ".join(sorted(broken)))
+    return entry
+
+
+def _validate_adjustment(connection: Connection, payload: dict[str, Any]) -> None:
+    _adjustment_entry(connection, payload)
+
+
+def _apply_adjustment(connection: Connection, payload: dict[str, Any], actor: Actor) -> None:
+    entry = _adjustment_entry(connection, payload)
+    if repo.entries_by_key(connection, [entry.key]):
+        raise BookError(f"adjustment_already_booked: {entry.key}")
+    writer = JournalWriter(connection)
+    writer.append(entry)
+    writer.flush()
+    record(connection, actor, "ledger.adjustment", "entry", entry.key, None,
+           {"postings": payload["postings"], "business_date": payload["business_date"],
+            "memo": entry.memo})
+
+
+def _reversal_entry(connection: Connection, payload: dict[str, Any]) -> Entry:
+    key = str(payload.get("entry_key", ""))
+    found = repo.entries_by_key(connection, [key, f"reverse:{key}"])
+    if key not in found:
+        raise BookError(f"unknown_entry: {key}")
+    if f"reverse:{key}" in found:
+        raise BookError(f"entry_already_reversed: {key}")
+    target = found[key]
+    if target.phase is not Phase.POSTED or target.kind not in REVERSIBLE:
+        raise BookError(f"entry_not_reversible: {key} is a {target.kind.value} entry; "
+                        "trades are cancelled and corporate actions reversed by their own events")
+    try:
+        day = dt.date.fromisoformat(str(payload.get("business_date", "")))
+    except ValueError:
+        raise BookError("invalid_date: business_date must be YYYY-MM-DD") from None
+    reason = str(payload.get("reason", "")).strip()
+    if not reason:
+        raise BookError("resolution_reason_required: say why the entry is reversed")
+    return reversal(target, day, reason)
+
+
+def _validate_reversal(connection: Connection, payload: dict[str, Any]) -> None:
+    _reversal_entry(connection, payload)
+
+
+def _apply_reversal(connection: Connection, payload: dict[str, Any], actor: Actor) -> None:
+    entry = _reversal_entry(connection, payload)
+    writer = JournalWriter(connection)
+    writer.append(entry)
+    writer.flush()
+    record(connection, actor, "ledger.reversal", "entry", entry.target_key, None,
+           {"reversed_by": entry.key, "reason": entry.memo})
+
+
 # action -> (check the payload when requested, apply it when approved)
 ACTIONS: dict[str, tuple[Callable[[Connection, dict[str, Any]], None],
                          Callable[[Connection, dict[str, Any], Actor], None]]] = {
     "user.roles": (_validate_roles, _apply_roles),
+    "ledger.adjustment": (_validate_adjustment, _apply_adjustment),
+    "ledger.reversal": (_validate_reversal, _apply_reversal),
 }
 
 

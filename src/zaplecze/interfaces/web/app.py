@@ -21,7 +21,7 @@ from zaplecze.interfaces.web.settings import WebSettings
 from zaplecze.kernel.problems import BookError
 
 API_ROUTERS = ("session", "trades", "holdings", "reports", "settlement", "corporate_actions",
-               "breaks", "exceptions", "audit", "users")
+               "breaks", "exceptions", "audit", "users", "ledger")
 
 
 def create_app(book: Book, settings: WebSettings | None = None) -> FastAPI:
@@ -71,3 +71,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.pop(name, None)
     app.openapi_schema = schema
     return schema
+
+
+def app_from_environment() -> FastAPI:
+    """For ``uvicorn --factory zaplecze.interfaces.web.app:app_from_environment`` (several
+    workers, a process manager): the book named by $ZAPLECZE_DB."""
+    from zaplecze.bootstrap import open_book
+
+    return create_app(open_book(None))

@@ -23,6 +23,9 @@ POLICY: dict[str, str] = {
     "api.trades.list": "trades:read",
     "api.trades.get": "trades:read",
     "api.trades.cancel": "trades:write",
+    # manual entries and reversals: four-eyes requests (api/ledger.py)
+    "api.ledger.adjustment": "ledger:adjust",
+    "api.ledger.reversal": "ledger:adjust",
     # holdings: positions, cash, prices, accounts, instruments (api/holdings.py)
     # reports (api/reports.py)
     # settlement (api/settlement.py)
