@@ -382,8 +382,15 @@ def cmd_settle(args: argparse.Namespace) -> int:
         print(f"the stand-in depository wrote {len(files)} message(s) to {args.out}",
               file=sys.stderr)
         return 0
-    print(settlement_desk.act(engine, args.reference, action, day))
+    print(settlement_desk.act(engine, args.reference, action, day, _cli_actor()))
     return 0
+
+
+def _cli_actor(who: str | None = None) -> Any:
+    """Who acts from the command line, for the audit trail (the address is ``cli``)."""
+    from zaplecze.services.audit_trail import Actor
+
+    return Actor(who or _operator(), "cli")
 
 
 def _operator() -> str:
@@ -398,7 +405,8 @@ def cmd_recon(args: argparse.Namespace) -> int:
 
     engine = _book(args).engine
     if args.recon_command == "break":
-        after = reconciling.act_on_break(engine, args.break_id, args.action, args.by, args.text)
+        after = reconciling.act_on_break(engine, args.break_id, args.action, args.by, args.text,
+                                         actor=_cli_actor(args.by))
         print(f"{after.break_id} {after.status.value} owner={after.owner or '-'} "
               f"({len(after.history)} events)")
         return 0
@@ -439,13 +447,14 @@ def cmd_ca(args: argparse.Namespace) -> int:
               f"problem(s)", file=sys.stderr)
         return 1 if report.problems else 0
     if args.ca_command == "compute":
-        record, shown = ca_desk.compute(engine, args.event_id, args.by)
+        record, shown = ca_desk.compute(engine, args.event_id, args.by,
+                                        actor=_cli_actor(args.by))
         sys.stdout.write(render(ca_desk.entitlement_rows(shown), args.fmt,
                                 title=f"{record.event_id} entitlements") + "\n")
         print(f"{record.event_id}: {record.status.value} by {args.by}; another operator "
               f"approves with `zaplecze ca approve {record.event_id}`", file=sys.stderr)
         return 0
-    record = ca_desk.approve(engine, args.event_id, args.by)
+    record = ca_desk.approve(engine, args.event_id, args.by, actor=_cli_actor(args.by))
     print(f"{record.event_id}: {record.status.value} by {record.approved_by} "
           f"(computed by {record.prepared_by}); end of day applies it on "
           f"{record.terms.ex_date if record.terms else '?'}")

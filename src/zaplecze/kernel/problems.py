@@ -73,6 +73,8 @@ class Rule(StrEnum):
     DUPLICATE_CONFIRMATION = "duplicate_confirmation"
     CONFIRMATION_EXCEEDS_INSTRUCTION = "confirmation_exceeds_instruction"
     INSTRUCTION_NOT_CANCELLABLE = "instruction_not_cancellable"
+    INSTRUCTION_ALREADY_HELD = "instruction_already_held"
+    INSTRUCTION_NOT_HELD = "instruction_not_held"
     # --- reconciliation ------------------------------------------------------------------
     STATEMENT_DOES_NOT_ADD_UP = "statement_does_not_add_up"
     UNKNOWN_SAFEKEEPING_ACCOUNT = "unknown_safekeeping_account"

@@ -24,8 +24,11 @@ from sqlalchemy import Connection, Engine
 from zaplecze.corporate_actions import lifecycle
 from zaplecze.corporate_actions.apply import Entitlement, apply
 from zaplecze.corporate_actions.lifecycle import EventRecord
+from zaplecze.corporate_actions.model import CorporateAction
 from zaplecze.formats import mt564
 from zaplecze.kernel.problems import BookError, Problem
+from zaplecze.services.audit_trail import Actor
+from zaplecze.services.audit_trail import record as audit
 from zaplecze.services.ca_events import records
 from zaplecze.services.eod import holdings
 from zaplecze.services.settlement import keep_problems
@@ -83,12 +86,17 @@ def announce(engine: Engine, path: Path, who: str) -> AnnounceReport:
 
 def entitlements(connection: Connection, record: EventRecord) -> list[Entitlement]:
     """What each account would get, computed from the holdings as they stand."""
-    if record.terms is None:
+    return entitled(connection, record.terms)
+
+
+def entitled(connection: Connection, terms: CorporateAction | None) -> list[Entitlement]:
+    """The entitlements of an event's terms over the holdings as they stand."""
+    if terms is None:
         return []
     refdata = repo.refdata(connection)
     found = []
-    for holding in holdings(connection, record.terms, refdata):
-        _, entitlement = apply(record.terms, holding, refdata)
+    for holding in holdings(connection, terms, refdata):
+        _, entitlement = apply(terms, holding, refdata)
         if entitlement is not None:
             found.append(entitlement)
     return found
@@ -101,7 +109,18 @@ def _one(connection: Connection, event_id: str) -> EventRecord:
     return record
 
 
-def compute(engine: Engine, event_id: str, who: str) -> tuple[EventRecord, list[Entitlement]]:
+def _state(record: EventRecord) -> dict[str, str]:
+    """An event's state for the audit trail."""
+    return {"status": record.status.value, "prepared_by": record.prepared_by,
+            "computed_payload_hash": record.computed_payload_hash,
+            "approved_by": record.approved_by,
+            "approved_payload_hash": record.approved_payload_hash}
+
+
+def compute(engine: Engine, event_id: str, who: str, actor: Actor | None = None,
+            ) -> tuple[EventRecord, list[Entitlement]]:
+    """Compute the entitlements as they stand and show them to ``who`` (the maker). With an
+    ``actor`` (the workbench) the step is also written to the audit trail."""
     def work(connection: Connection) -> tuple[EventRecord, list[Entitlement]]:
         record = _one(connection, event_id)
         shown = entitlements(connection, record)
@@ -110,20 +129,32 @@ def compute(engine: Engine, event_id: str, who: str) -> tuple[EventRecord, list[
         if problems:
             raise BookError(str(problems[0]))
         _log(connection, event_id, "compute", who, _now(), digest)
+        if actor is not None:
+            audit(connection, actor, "ca.compute", "corporate_action", event_id,
+                  _state(record), _state(after))
         return after, shown
 
     return with_retries(engine, work)
 
 
-def approve(engine: Engine, event_id: str, who: str) -> EventRecord:
+def approve(engine: Engine, event_id: str, who: str, expected_digest: str | None = None,
+            actor: Actor | None = None) -> EventRecord:
     """Approve what was computed, if the entitlements are still exactly those shown; the
-    event then joins the book's corporate actions for end of day to apply."""
+    event then joins the book's corporate actions for end of day to apply.
+
+    ``expected_digest``: the payload hash the approver was shown (the workbench sends it);
+    entitlements whose hash differs from it are refused (``payload_changed``)."""
     def work(connection: Connection) -> EventRecord:
         record = _one(connection, event_id)
         digest = lifecycle.payload_hash(entitlements(connection, record))
         after, problems = lifecycle.approve(record, who, _now(), digest)
         if problems:
             raise BookError(str(problems[0]))
+        if expected_digest is not None and expected_digest != digest:
+            raise BookError(f"payload_changed: the entitlements of {event_id} are not those "
+                            f"you were shown (payload {digest}); read them again")
+        if after is record:
+            return after  # approved already, this very payload: nothing more to write
         _log(connection, event_id, "approve", who, _now(), digest)
         assert after.terms is not None
         sequence = int(connection.exec_driver_sql(
@@ -131,6 +162,9 @@ def approve(engine: Engine, event_id: str, who: str) -> EventRecord:
         connection.execute(schema.corporate_actions.insert(), [
             repo.corporate_action_record(after.terms, sequence,
                                          lifecycle.terms_hash(after.terms))])
+        if actor is not None:
+            audit(connection, actor, "ca.approve", "corporate_action", event_id,
+                  _state(record), _state(after))
         return after
 
     return with_retries(engine, work)
@@ -174,3 +208,18 @@ def entitlement_rows(shown: Sequence[Entitlement]) -> list[dict[str, str]]:
              "new_quantity": str(e.new_quantity), "gross": str(e.gross),
              "withholding": str(e.withholding), "net": str(e.net), "currency": e.currency,
              "pay_date": e.pay_date.isoformat()} for e in shown]
+
+
+def event_detail(connection: Connection, event_id: str,
+                 ) -> tuple[dict[str, str], EventRecord | None, list[Entitlement]]:
+    """One event's report row, its operational record (None for a corporate_actions.csv
+    event) and its entitlements over the holdings as they stand."""
+    row = next((r for r in report_rows(connection) if r["event_id"] == event_id), None)
+    if row is None:
+        raise BookError(f"unknown_event: no event {event_id}")
+    record = records(connection).get(event_id)
+    if record is not None:
+        return row, record, entitlements(connection, record)
+    terms = next((e for e in repo.corporate_actions(connection) if e.event_id == event_id),
+                 None)
+    return row, None, entitled(connection, terms)

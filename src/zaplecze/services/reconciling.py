@@ -32,6 +32,7 @@ from zaplecze.ledger import accounts as gl
 from zaplecze.reconciliation import breaks as br
 from zaplecze.reconciliation import matching
 from zaplecze.reconciliation.model import CashEntry, CashStatement, HoldingsStatement
+from zaplecze.services.audit_trail import Actor, record
 from zaplecze.services.settlement import keep_problems
 from zaplecze.store import repo, schema
 from zaplecze.store.db import with_retries
@@ -43,6 +44,7 @@ CSD_OF_BIC = {"KDPWPLPW": "KDPW", "DTCYUS33": "DTC", "DAKVDEFF": "CBF", "CRSTGB2
               "IBLSPTPL": "INTERBOLSA", "MOTIITMM": "MONTETITOLI", "MGTCBEBE": "EUROCLEAR",
               "INSECHZZ": "SIS", "IBRCESMM": "IBERCLEAR"}
 CASH_DATE_WINDOW = 2  # business days a value date may differ by
+BREAK_ACTIONS = ("assign", "comment", "investigate", "resolve")
 
 
 @dataclass
@@ -329,9 +331,20 @@ def _open_entries(connection: Connection, account: str) -> list[CashEntry]:
 # --- people acting on breaks ---------------------------------------------------------------------
 
 
+def break_state(b: br.Break) -> dict[str, Any]:
+    """What an action on a break changes, for the audit trail."""
+    return {"owner": b.owner, "status": b.status.value,
+            "resolution_reason": b.resolution_reason, "comments": len(b.comments)}
+
+
 def act_on_break(engine: Engine, break_id: str, action: str, who: str,
-                 text: str = "") -> br.Break:
-    """assign (text = the new owner), comment, investigate, resolve (text = the reason)."""
+                 text: str = "", actor: Actor | None = None) -> br.Break:
+    """assign (text = the new owner), comment, investigate, resolve (text = the reason).
+    With an ``actor`` (the workbench), the change is written to the audit trail too, in the
+    same transaction."""
+    if action not in BREAK_ACTIONS:
+        raise BookError(f"unknown_action: {action}; one of {', '.join(BREAK_ACTIONS)}")
+
     def work(connection: Connection) -> br.Break:
         before = load_breaks(connection, [break_id])
         found, problems = br.lookup(before, break_id)
@@ -349,6 +362,10 @@ def act_on_break(engine: Engine, break_id: str, action: str, who: str,
         if problems:
             raise BookError(str(problems[0]))
         save_breaks(connection, [after], before)
+        if actor is not None and after != found:
+            detail = {"text": text} if action == "comment" else {}
+            record(connection, actor, f"break.{action}", "break", break_id,
+                   break_state(found), {**break_state(after), **detail})
         return after
 
     return with_retries(engine, work)

@@ -24,9 +24,10 @@ from sqlalchemy import Connection, Engine
 
 from zaplecze.formats import iso20022
 from zaplecze.kernel.problems import BookError, Problem, Rule
-from zaplecze.services import settlement
+from zaplecze.services import audit_trail, settlement
+from zaplecze.services.audit_trail import Actor
 from zaplecze.settlement import lifecycle, penalties
-from zaplecze.settlement.lifecycle import InstructionStatus
+from zaplecze.settlement.lifecycle import InstructionState, InstructionStatus
 from zaplecze.settlement.model import (
     Confirmation,
     Direction,
@@ -204,28 +205,50 @@ def receive(engine: Engine, paths: list[Path], day: dt.date,
     return report
 
 
-def act(engine: Engine, reference: str, action: str, day: dt.date) -> str:
+def act(engine: Engine, reference: str, action: str, day: dt.date,
+        actor: Actor | None = None) -> str:
     """Our own action on one instruction: ``cancel`` (a CANC message is generated; only before
-    settlement started), ``hold`` or ``release``. Returns what happened, in words."""
+    settlement started), ``hold`` or ``release``. Returns what happened, in words. With an
+    ``actor`` (the workbench), an audit-trail record is written in the same transaction."""
     def work(connection: Connection) -> str:
         found = settlement.instructions(connection, [reference]).get(reference)
         if found is None:
             raise BookError(f"{Rule.STATUS_MATCHES_NO_INSTRUCTION.value}: no instruction "
                             f"{reference}")
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        if action == "cancel":
-            _, problems = lifecycle.request_cancel(found.state)
-            if problems:
-                raise BookError(str(problems[0]))
-            sent = settlement.send_cancellation(connection, found, now, day)
-            return f"cancellation {sent} of {reference} generated (status CANCEL_REQUESTED)"
-        kind = StatusKind.HELD if action == "hold" else StatusKind.RELEASED
-        advice = StatusAdvice(reference, kind, (), f"{action}:{now.isoformat()}", "operator")
-        settlement.receive(connection, JournalWriter(connection), [advice], day,
-                           repo.refdata(connection), settlement.ReceiveReport())
-        return f"{reference} {'held' if kind is StatusKind.HELD else 'released'}"
+        done = _act(connection, found, action, day)
+        if actor is not None:
+            after = settlement.instructions(connection, [reference])[reference]
+            audit_trail.record(connection, actor, f"instruction.{action}", "instruction",
+                               reference, _audited(found.state), _audited(after.state))
+        return done
 
     return with_retries(engine, work)
+
+
+def _audited(state: InstructionState) -> dict[str, object]:
+    return {"status": state.status.value, "held": state.held,
+            "settled_quantity": str(state.settled_quantity)}
+
+
+def _act(connection: Connection, found: settlement.Instructed, action: str,
+         day: dt.date) -> str:
+    reference = found.instruction.reference
+    now = dt.datetime.now(dt.UTC)
+    if action == "cancel":
+        _, problems = lifecycle.request_cancel(found.state)
+        if problems:
+            raise BookError(str(problems[0]))
+        sent = settlement.send_cancellation(connection, found, now, day)
+        return f"cancellation {sent} of {reference} generated (status CANCEL_REQUESTED)"
+    kind = StatusKind.HELD if action == "hold" else StatusKind.RELEASED
+    if found.state.held == (kind is StatusKind.HELD):
+        rule = Rule.INSTRUCTION_ALREADY_HELD if found.state.held else Rule.INSTRUCTION_NOT_HELD
+        raise BookError(f"{rule.value}: instruction {reference} is "
+                        f"{'already' if found.state.held else 'not'} held")
+    advice = StatusAdvice(reference, kind, (), f"{action}:{now.isoformat()}", "operator")
+    settlement.receive(connection, JournalWriter(connection), [advice], day,
+                       repo.refdata(connection), settlement.ReceiveReport())
+    return f"{reference} {'held' if kind is StatusKind.HELD else 'released'}"
 
 
 # --- a stand-in depository -----------------------------------------------------------------------

@@ -220,6 +220,10 @@ def request_cancel(state: InstructionState) -> tuple[InstructionState, list[Prob
             if state.settlement_started else f"it is {state.status.value}"
         return state, [Problem(Rule.INSTRUCTION_NOT_CANCELLABLE,
                                f"instruction {state.reference} cannot be cancelled: {done}")]
+    if state.status is InstructionStatus.CANCEL_REQUESTED:
+        return state, [Problem(Rule.INSTRUCTION_NOT_CANCELLABLE,
+                               f"instruction {state.reference} cannot be cancelled: its "
+                               "cancellation was already requested")]
     if state.status is InstructionStatus.NEW:
         return replace(state, status=InstructionStatus.CANCELLED), []
     return _cancel_requested(state), []

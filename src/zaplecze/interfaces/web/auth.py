@@ -131,8 +131,9 @@ async def authorize(request: Request) -> Principal | None:
     principal = authenticate(request)
     if principal is None:
         raise NotLoggedIn()
-    if permission != AUTHENTICATED and not principal.may(permission):
-        raise Forbidden(f"your roles do not allow {permission}")
+    if permission != AUTHENTICATED and not any(
+            principal.may(one) for one in permission.split("|")):
+        raise Forbidden(f"your roles do not allow {permission.replace('|', ' or ')}")
     await _check_csrf(request, principal)
     request.state.principal = principal
     return principal

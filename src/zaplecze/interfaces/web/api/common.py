@@ -3,16 +3,30 @@ and the checks that keep a desk to its own accounts."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from zaplecze.interfaces.web.auth import Principal, book_of
 from zaplecze.interfaces.web.problems import COMMON_RESPONSES, ApiProblem
 
 T = TypeVar("T")
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    """A day as YYYY-MM-DD only: pydantic alone would also take seconds since 1970."""
+    if isinstance(value, dt.date) or (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
+        return value
+    raise ValueError("a date is written YYYY-MM-DD")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_day)]
 
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 1_000
@@ -33,6 +47,22 @@ def paging(limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
 
 
 PagingDep = Annotated[Paging, Depends(paging)]
+
+
+def paging_by(columns: tuple[str, ...]) -> Callable[..., Paging]:
+    """Paging like ``PagingDep``'s, whose ``sort`` is one of ``columns``: an enum in the
+    OpenAPI schema, so a client sees the choices and an unknown column is a bad request."""
+    sort_type = Literal[columns]  # type: ignore[valid-type]
+
+    def paging(limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
+               offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+               sort: str | None = None,
+               order: Literal["asc", "desc"] = "asc") -> Paging:
+        return Paging(limit=limit, offset=offset, sort=sort or "", order=order)
+
+    # The enum of this list's columns (a real object: these annotations are strings).
+    paging.__annotations__["sort"] = Annotated[sort_type | None, Query()]
+    return paging
 
 
 class Listing(BaseModel, Generic[T]):

@@ -3,14 +3,13 @@ four-eyes request that another person decides at /api/approvals/{id}/approve."""
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from zaplecze.interfaces.web.api.common import RESPONSES, own_account
+from zaplecze.interfaces.web.api.common import RESPONSES, IsoDate, own_account
 from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required
 from zaplecze.services import four_eyes
 
@@ -33,7 +32,7 @@ class AdjustmentIn(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    business_date: dt.date
+    business_date: IsoDate
     memo: Annotated[str, Field(min_length=1, max_length=500)]
     account: Annotated[str, Field(max_length=64)] = ""
     reference: Annotated[str, Field(max_length=64)] = ""
@@ -44,7 +43,7 @@ class ReversalIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     entry_key: Annotated[str, Field(min_length=1, max_length=160)]
-    business_date: dt.date
+    business_date: IsoDate
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 

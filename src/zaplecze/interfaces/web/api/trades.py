@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from zaplecze.interfaces.web.api.common import (
     RESPONSES,
+    IsoDate,
     Listing,
     PagingDep,
     own_account,
@@ -40,8 +41,8 @@ class TradeIn(BaseModel):
     quantity: Amount
     price: Amount
     currency: Currency
-    trade_date: dt.date
-    settlement_date: dt.date | None = None
+    trade_date: IsoDate
+    settlement_date: IsoDate | None = None
     venue: Annotated[str, Field(max_length=16, pattern=r"^[A-Z0-9]*$")] = ""
     counterparty: Annotated[str, Field(max_length=64)] = ""
     commission: Annotated[Decimal | None, Field(ge=0, max_digits=28, allow_inf_nan=False)] = None
@@ -68,7 +69,7 @@ class TradeOut(BaseModel):
 class CancelIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    cancel_date: dt.date
+    cancel_date: IsoDate
 
 
 def _csv_values(trade: TradeIn) -> dict[str, str]:
@@ -116,10 +117,10 @@ class TradeFilters(BaseModel):
     side: Literal["BUY", "SELL"] | None = None
     currency: str | None = None
     counterparty: str | None = None
-    trade_date_from: dt.date | None = None
-    trade_date_to: dt.date | None = None
-    settlement_date_from: dt.date | None = None
-    settlement_date_to: dt.date | None = None
+    trade_date_from: IsoDate | None = None
+    trade_date_to: IsoDate | None = None
+    settlement_date_from: IsoDate | None = None
+    settlement_date_to: IsoDate | None = None
 
 
 @router.get("", name="api.trades.list", response_model=Listing[TradeOut])
