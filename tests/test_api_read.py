@@ -466,6 +466,8 @@ def test_hold_release_and_cancel_are_audited(book_url: str, tmp_path: Path) -> N
         sam, cora = session_client(book, "sam"), token_client(book, "cora")
         reference = items(sam, "/api/settlement/fails")[0]["reference"]
         held = ok(sam.post(f"/api/settlement/instructions/{reference}/hold"))
+        problem(sam.post(f"/api/settlement/instructions/{reference}/hold"), 409,
+                "instruction_already_held")
         assert held["instruction"]["held"] == "yes" and held["action"] == "hold"
         released = ok(sam.post(f"/api/settlement/instructions/{reference}/release"))
         assert released["instruction"]["held"] == "no"

@@ -281,6 +281,8 @@ COVERED_ELSEWHERE |= {
     Rule.DUPLICATE_CONFIRMATION: "tests/test_settlement_domain.py",
     Rule.CONFIRMATION_EXCEEDS_INSTRUCTION: "tests/test_settlement_domain.py",
     Rule.INSTRUCTION_NOT_CANCELLABLE: "tests/test_settlement_domain.py",
+    Rule.INSTRUCTION_ALREADY_HELD: "tests/test_api_read.py",
+    Rule.INSTRUCTION_NOT_HELD: "tests/test_api_read.py",
     Rule.XML_MALFORMED: "tests/test_iso20022.py",
     Rule.XML_SCHEMA_INVALID: "tests/test_iso20022.py",
     Rule.UNSUPPORTED_MESSAGE_TYPE: "tests/test_iso20022.py",
