@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deep bench lint env lock clean system-deps
+.PHONY: demo test test-deep bench lint env lock clean system-deps vendor
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,24 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-env: $(STAMP)
+env: $(STAMP) vendor
+
+# The pages' browser libraries (htmx, AG Grid Community, Chart.js), pinned in package-lock.json,
+# copied into static/vendor/ (gitignored). Without npm the pages still render, without them.
+VENDOR := src/zaplecze/interfaces/web/static/vendor
+VENDOR_STAMP := $(VENDOR)/.installed
+
+vendor: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && \
+	  mkdir -p $(VENDOR) && \
+	  cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js && \
+	  cp node_modules/ag-grid-community/dist/ag-grid-community.min.js $(VENDOR)/ag-grid-community.min.js && \
+	  cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js && \
+	  touch $(VENDOR_STAMP); \
+	else echo "note: npm is not installed; the pages will work without htmx, AG Grid and Chart.js"; fi
 
 # The `ledger` program checks our general-ledger export in the tests (Debian package `ledger`).
 system-deps:
@@ -45,4 +62,5 @@ lock:
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev --strip-extras -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info zaplecze.db zaplecze.db-wal zaplecze.db-shm demo-book
+	rm -rf $(VENV) build *.egg-info src/*.egg-info zaplecze.db zaplecze.db-wal zaplecze.db-shm demo-book \
+	  node_modules src/zaplecze/interfaces/web/static/vendor test-artifacts
