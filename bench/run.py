@@ -21,7 +21,11 @@ Figures:
     init + load + report trial-balance;
  7. settlement, in-process on the SQLite book (bench/settlement_bench.py): netting every trade
     into obligations and making their instructions (seconds), and writing their ISO 20022
-    sese.023 files (messages/s), a sample validated against the official schema.
+    sese.023 files (messages/s), a sample validated against the official schema;
+ 8. the REST API over loopback on the SQLite book (bench/api_bench.py): one uvicorn worker,
+    an open loop of 200 requests/s for 30 s (one account's positions as of a date, one
+    account's blotter page), p50/p90/p99 latency from each request's scheduled start; then a
+    closed loop of 8 clients for the sustainable throughput.
 Peak memory is the child's own maximum resident set size, read with os.wait4 per child.
 """
 
@@ -415,6 +419,19 @@ def bench_settlement(figures: Figures, db_path: Path, outbox: Path) -> None:
                     f"XSD, {measured.invalid} invalid")
 
 
+def bench_api(figures: Figures, db_path: Path) -> None:
+    import api_bench
+
+    with figures.step(8, "REST API", "SQLite"):
+        for measured in api_bench.run(f"sqlite:///{db_path}"):
+            unit = "ms p99"
+            other = {k: v for k, v in measured.statuses.items() if k != 200}
+            figures.add(8, measured.label, "SQLite", measured.quantile(0.99), unit,
+                        note=f"{len(measured.latencies_ms):,} requests, {measured.rate:,.0f}/s; "
+                        f"p50 {measured.quantile(0.5):.1f} ms, p90 {measured.quantile(0.9):.1f} "
+                        f"ms" + (f"; non-200 {other}" if other else ""))
+
+
 def load(product: Product, book: Path) -> tuple[Run, int]:
     """`load`, which exits 1 when it rejected rows: then it must name them (file:line)."""
     run = product.run("load", str(book), ok=(0, 1))
@@ -589,6 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for backend in backends:
                 bench_backend(figures, backend, cli, book, shape, trade_rows, args.timeout)
             bench_settlement(figures, work / "sqlite" / "book.db", work / "outbox")
+            bench_api(figures, work / "sqlite" / "book.db")
         ledger_shape, ledger_book, ledger_rows = shape, book, trade_rows
         if shape.trades > LEDGER_BOOK_TRADES_MAX:
             ledger_shape = BookShape(seed=args.seed, accounts=args.accounts,
