@@ -76,6 +76,7 @@ nothing is fetched from the network.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
 import re
@@ -85,7 +86,7 @@ from decimal import Decimal
 from enum import Enum
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from lxml import etree
 
@@ -213,49 +214,120 @@ def _undeclared(errors: list[Any]) -> bool:
 
 
 def write_sese023(instruction: Instruction, header: AppHeader | None = None) -> bytes:
-    """The instruction as a sese.023.001.11 Document (in an envelope when given a header)."""
+    """The instruction as a sese.023.001.11 Document (in an envelope when given a header).
+
+    Instructions of one shape (direction, payment, linkage, number of trade ids, cancellation,
+    accounts given) share one tree: it is built once with lxml, each message is a C-level copy
+    of it with its texts filled in (a bulk of a million instructions is a few shapes)."""
     i = instruction
     if i.function is Function.CANCEL and not i.linked_reference:
         raise ValueError(f"cancellation {i.reference} has no linked_reference (what it cancels)")
+    if i.payment is Payment.AGAINST and (i.amount is None or i.currency is None):
+        raise ValueError(f"instruction {i.reference} is against payment without an amount")
+    shape = _Sese023Shape(i.direction, i.payment, bool(i.linked_reference), len(i.trade_ids),
+                          i.function is Function.CANCEL, bool(i.counterparty.account),
+                          bool(i.safekeeping_account))
+    template = _sese023_template(shape)
+    document = copy.deepcopy(template.tree)
+    elements = list(document.iter())
+    values = _sese023_values(i)
+    for index, name in template.texts:
+        elements[index].text = values[name]
+    for index, name in template.attributes:
+        elements[index].set("Ccy", values[name])
+    return _serialize(document, header, i.reference)
+
+
+class _Sese023Shape(NamedTuple):
+    direction: Direction
+    payment: Payment
+    linked: bool
+    trade_ids: int
+    cancel: bool
+    counterparty_account: bool
+    safekeeping_account: bool
+
+
+@dataclass(frozen=True)
+class _Template:
+    tree: etree._Element
+    texts: tuple[tuple[int, str], ...]  # (element's index in document order, field)
+    attributes: tuple[tuple[int, str], ...]  # the Ccy attribute of an amount
+
+
+def _sese023_values(i: Instruction) -> dict[str, str]:
+    """Every variable text of the message, formatted as the schema wants."""
+    values = {"reference": i.reference, "linked_reference": i.linked_reference or "",
+              "trade_date": i.trade_date.isoformat(),
+              "settlement_date": i.settlement_date.isoformat(), "isin": i.isin,
+              "quantity": plain(i.quantity), "account_owner": i.account_owner,
+              "safekeeping_account": i.safekeeping_account,
+              "place_of_settlement": i.place_of_settlement, "counterparty": i.counterparty.bic,
+              "counterparty_account": i.counterparty.account,
+              "partial": "PART" if i.partial_allowed else "NPAR"}
+    for number, trade_id in enumerate(i.trade_ids):
+        values[f"trade_id_{number}"] = trade_id
+    if i.amount is not None and i.currency is not None:
+        values["amount"] = _money(i.amount, i.currency)
+        values["currency"] = i.currency
+    return values
+
+
+@cache
+def _sese023_template(shape: _Sese023Shape) -> _Template:
+    """The shape's tree, built with a marker for every variable text, and where they are."""
+    marker = "\ue000"  # a private-use character: never in a real value
     document, body = _document(SESE023, "SctiesSttlmTxInstr")
-    _add(body, "TxId", i.reference)
+
+    def field(name: str) -> str:
+        return marker + name
+
+    _add(body, "TxId", field("reference"))
     kind = _add(body, "SttlmTpAndAddtlParams")
-    _add(kind, "SctiesMvmntTp", i.direction.value)
-    _add(kind, "Pmt", i.payment.value)
-    if i.linked_reference:
+    _add(kind, "SctiesMvmntTp", shape.direction.value)
+    _add(kind, "Pmt", shape.payment.value)
+    if shape.linked:
         link = _add(body, "Lnkgs")
         _add(link, "MsgNb/LngNb", SESE023)
-        _add(link, "Ref/SctiesSttlmTxId", i.linked_reference)
+        _add(link, "Ref/SctiesSttlmTxId", field("linked_reference"))
     trade = _add(body, "TradDtls")
-    for trade_id in i.trade_ids:
-        _add(trade, "TradId", trade_id)
-    _add(trade, "TradDt/Dt/Dt", i.trade_date.isoformat())
-    _add(trade, "SttlmDt/Dt/Dt", i.settlement_date.isoformat())
-    if i.function is Function.CANCEL:
+    for number in range(shape.trade_ids):
+        _add(trade, "TradId", field(f"trade_id_{number}"))
+    _add(trade, "TradDt/Dt/Dt", field("trade_date"))
+    _add(trade, "SttlmDt/Dt/Dt", field("settlement_date"))
+    if shape.cancel:
         _add(trade, "SttlmInstrPrcgAddtlDtls", CANCEL_MARK)
-    _add(body, "FinInstrmId/ISIN", i.isin)
+    _add(body, "FinInstrmId/ISIN", field("isin"))
     account = _add(body, "QtyAndAcctDtls")
-    _add(account, "SttlmQty/Qty/Unit", plain(i.quantity))
-    _add(account, "AcctOwnr/Id/AnyBIC", i.account_owner)
-    _add(account, "SfkpgAcct/Id", i.safekeeping_account)
+    _add(account, "SttlmQty/Qty/Unit", field("quantity"))
+    _add(account, "AcctOwnr/Id/AnyBIC", field("account_owner"))
+    _add(account, "SfkpgAcct/Id", field("safekeeping_account"))
     settlement = _add(body, "SttlmParams")
     _add(settlement, "SctiesTxTp/Cd", "TRAD")
-    _add(settlement, "PrtlSttlmInd", "PART" if i.partial_allowed else "NPAR")
-    ours = Party(i.account_owner, i.safekeeping_account)
-    receiving = i.direction is Direction.RECEIVE
-    for name, party in (("DlvrgSttlmPties", i.counterparty if receiving else ours),
-                        ("RcvgSttlmPties", ours if receiving else i.counterparty)):
+    _add(settlement, "PrtlSttlmInd", field("partial"))
+    receiving = shape.direction is Direction.RECEIVE
+    ours = ("account_owner", "safekeeping_account" if shape.safekeeping_account else "")
+    theirs = ("counterparty", "counterparty_account" if shape.counterparty_account else "")
+    for name, (bic, safekeeping) in (("DlvrgSttlmPties", theirs if receiving else ours),
+                                     ("RcvgSttlmPties", ours if receiving else theirs)):
         parties = _add(body, name)
-        _add(parties, "Dpstry/Id/AnyBIC", i.place_of_settlement)
+        _add(parties, "Dpstry/Id/AnyBIC", field("place_of_settlement"))
         first = _add(parties, "Pty1")
-        _add(first, "Id/AnyBIC", party.bic)
-        if party.account:
-            _add(first, "SfkpgAcct/Id", party.account)
-    if i.payment is Payment.AGAINST:
-        if i.amount is None or i.currency is None:
-            raise ValueError(f"instruction {i.reference} is against payment without an amount")
-        _add_amount(body, "SttlmAmt", i.amount, i.currency, credit=not receiving)
-    return _serialize(document, header, i.reference)
+        _add(first, "Id/AnyBIC", field(bic))
+        if safekeeping:
+            _add(first, "SfkpgAcct/Id", field(safekeeping))
+    if shape.payment is Payment.AGAINST:
+        holder = _add(body, "SttlmAmt")
+        _add(holder, "Amt", field("amount")).set("Ccy", field("currency"))
+        _add(holder, "CdtDbtInd", "DBIT" if receiving else "CRDT")
+    texts, attributes = [], []
+    for index, element in enumerate(document.iter()):
+        if element.text and element.text.startswith(marker):
+            texts.append((index, element.text[1:]))
+        currency = element.get("Ccy")
+        if currency and currency.startswith(marker):
+            attributes.append((index, currency[1:]))
+    return _Template(document, tuple(texts), tuple(attributes))
 
 
 def write_sese024(advice: StatusAdvice, header: AppHeader | None = None) -> bytes:
