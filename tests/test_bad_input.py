@@ -303,6 +303,10 @@ COVERED_ELSEWHERE |= {
     Rule.UNSUPPORTED_EVENT_KIND: "tests/test_ca_lifecycle.py",
     Rule.UNKNOWN_EVENT: "tests/test_ca_lifecycle.py",
     Rule.AMENDMENT_AFTER_APPROVAL: "tests/test_ca_lifecycle.py",
+    Rule.EVENT_ALREADY_REVERSED: "tests/test_ca_reversal.py",
+    Rule.DAY_ALREADY_CLOSED: "tests/test_ca_reversal.py",
+    Rule.UNKNOWN_CLAIM: "tests/test_market_claims.py",
+    Rule.CLAIM_NOT_OPEN: "tests/test_market_claims.py",
 }
 # In the catalogue, produced nowhere (checked below): a CANCEL is keyed by the trade it cancels,
 # so a second CANCEL is either the same instruction (nothing to do) or conflicting_duplicate_id.

@@ -30,9 +30,11 @@
   ``apply`` needs the approval and, again, the hash of what is being applied: entitlements
   that changed since they were approved are refused (EVENT_NOT_APPROVED).
 - ``reverse`` undoes an APPLIED event (EVENT_NOT_APPLIED otherwise); its ledger side is
-  ``reversal_entries``. A REVERSED event may be amended or computed again (a corrected re-run;
-  booking it again needs entry keys other than apply.py's ``ca:<event_id>:<account>``, which
-  the journal already holds).
+  ``reversal_entries``. A REVERSED event may be amended or computed again here (a corrected
+  re-run; booking it again would need entry keys other than apply.py's
+  ``ca:<event_id>:<account>``, which the journal already holds): the desk
+  (services/ca_desk.py) refuses that (EVENT_ALREADY_REVERSED), a corrected event is announced
+  under a new reference.
 - ``withdraw`` (a CANC or WITH announcement) ends an event that was not applied; an applied one
   must be reversed first (EVENT_ALREADY_APPLIED). ``receive`` routes an announcement to
   ``announce``, ``amend`` or ``withdraw`` by its function.

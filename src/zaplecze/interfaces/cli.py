@@ -142,11 +142,15 @@ def _parser() -> argparse.ArgumentParser:
             one.add_argument("--depository", help="our depository account name (e.g. KDPW) "
                              "when ssis.csv does not say where the safekeeping account is")
     ca = commands.add_parser(
-        "ca", help="corporate actions in operation: MT564 in, entitlements, four-eyes approval",
+        "ca", help="corporate actions in operation: MT564 in, entitlements, four-eyes approval,"
+        " reversals, market claims",
         description="Announcements (MT564) become events; one operator computes the "
         "entitlements, another approves exactly those; end of day then applies the event on "
         "its ex date. Events of corporate_actions.csv are the broker's own approved "
-        "instructions and need no approval.")
+        "instructions and need no approval. An applied event is reversed on request of one "
+        "person and approval of another (`ca reverse`, then `user approve`). End of day raises "
+        "market claims for instrumented trades pending over a dividend's record date and "
+        "books them on its pay date; `ca claims` lists them, `ca compensate` closes one.")
     ca_commands = ca.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
     ca_announce = ca_commands.add_parser("announce", help="read a file of MT564 messages")
     ca_announce.add_argument("file", type=Path)
@@ -158,6 +162,24 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("--by", default=_operator(), help="who (default: $USER)")
         one.add_argument("--format", dest="fmt", choices=("json", "csv", "table"),
                          default="table")
+    reverse = ca_commands.add_parser(
+        "reverse", help="request the reversal of an applied event (four eyes: another person "
+        "approves it with `user approve`)")
+    reverse.add_argument("event_id")
+    reverse.add_argument("--reason", required=True, help="why the event is reversed")
+    reverse.add_argument("--date", type=_date, metavar="DATE",
+                         help="the reversal's date in the books (default: the open day, the "
+                         "first business day end of day has not closed)")
+    reverse.add_argument("--by", default=_operator(), help="who requests it (default: $USER)")
+    claims = ca_commands.add_parser("claims", help="market claims: raised, open, compensated")
+    claims.add_argument("--format", dest="fmt", choices=("json", "csv", "table"),
+                        default="table")
+    compensate = ca_commands.add_parser(
+        "compensate", help="a market claim paid: book its compensation, close it")
+    compensate.add_argument("claim_id")
+    compensate.add_argument("--date", type=_date, metavar="DATE",
+                            help="when the money moved (default: the open day)")
+    compensate.add_argument("--by", default=_operator(), help="who (default: $USER)")
     act = recon_commands.add_parser("break", help="assign, comment, investigate, resolve")
     act.add_argument("action", choices=("assign", "comment", "investigate", "resolve"))
     act.add_argument("break_id")
@@ -454,10 +476,44 @@ def cmd_ca(args: argparse.Namespace) -> int:
         print(f"{record.event_id}: {record.status.value} by {args.by}; another operator "
               f"approves with `zaplecze ca approve {record.event_id}`", file=sys.stderr)
         return 0
-    record = ca_desk.approve(engine, args.event_id, args.by, actor=_cli_actor(args.by))
-    print(f"{record.event_id}: {record.status.value} by {record.approved_by} "
-          f"(computed by {record.prepared_by}); end of day applies it on "
-          f"{record.terms.ex_date if record.terms else '?'}")
+    if args.ca_command == "approve":
+        record = ca_desk.approve(engine, args.event_id, args.by, actor=_cli_actor(args.by))
+        print(f"{record.event_id}: {record.status.value} by {record.approved_by} "
+              f"(computed by {record.prepared_by}); end of day applies it on "
+              f"{record.terms.ex_date if record.terms else '?'}")
+        return 0
+    return _ca_claims_or_reversal(args, engine)
+
+
+def _ca_claims_or_reversal(args: argparse.Namespace, engine: Any) -> int:
+    from zaplecze.formats.render import render
+    from zaplecze.services import ca_claims, ca_desk, four_eyes
+    from zaplecze.store.db import read_connection
+
+    if args.ca_command == "claims":
+        with read_connection(engine) as connection:
+            rows = ca_claims.report_rows(connection)
+        sys.stdout.write(render(rows, args.fmt, columns=list(ca_claims.COLUMNS),
+                                title="market claims") + "\n")
+        return 0
+    if args.ca_command == "compensate":
+        state = ca_claims.compensate(engine, args.claim_id, args.date, _cli_actor(args.by))
+        claim = state.claim
+        print(f"{claim.claim_id}: {state.status.value} on {state.closed_on} "
+              f"({claim.direction.value.lower()} {claim.gross} {claim.currency}, "
+              f"{claim.counterparty}, trade {claim.trade_id})")
+        return 0
+    day = args.date
+    if day is None:
+        with read_connection(engine) as connection:
+            day = ca_claims.open_day(connection)
+    made = four_eyes.request(engine, _cli_actor(args.by), ca_desk.REVERSAL_ACTION,
+                             args.event_id, {"event_id": args.event_id,
+                                             "business_date": day.isoformat(),
+                                             "reason": args.reason})
+    print(f"request {made.request_id} (hash {made.payload_hash}): reverse {args.event_id} on "
+          f"{day}; another person approves with `zaplecze user approve {made.request_id} "
+          f"--hash {made.payload_hash}`")
     return 0
 
 

@@ -89,6 +89,11 @@ class Rule(StrEnum):
     UNSUPPORTED_EVENT_KIND = "unsupported_event_kind"
     UNKNOWN_EVENT = "unknown_event"
     AMENDMENT_AFTER_APPROVAL = "amendment_after_approval"
+    EVENT_ALREADY_REVERSED = "event_already_reversed"
+    DAY_ALREADY_CLOSED = "day_already_closed"
+    # --- market claims -------------------------------------------------------------------
+    UNKNOWN_CLAIM = "unknown_claim"
+    CLAIM_NOT_OPEN = "claim_not_open"
 
 
 @dataclass(frozen=True, slots=True)

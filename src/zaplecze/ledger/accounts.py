@@ -7,7 +7,8 @@ so Σ ownership + Σ location = 0 for every asset (the stock record and the cash
 
 from __future__ import annotations
 
-OWNER_PREFIXES = frozenset({"client", "house", "income", "tax", "suspense", "penalty"})
+OWNER_PREFIXES = frozenset({"client", "house", "income", "tax", "suspense", "penalty",
+                            "claim"})
 LOCATION_PREFIXES = frozenset({"bank", "depository"})
 
 COMMISSION_INCOME = "income:commission"

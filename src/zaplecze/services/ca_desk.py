@@ -7,6 +7,21 @@
                               the book's corporate actions and end of day applies it on its ex
                               date, as it does the events of corporate_actions.csv (the file
                               is the broker's own approved instruction)
+    ca reverse EVENT --reason R --by A
+                              A requests the reversal of an applied event (announced or from
+                              corporate_actions.csv) on the open day; B (not A) approves the
+                              request with `zaplecze user approve REQUEST --hash H --by B`
+                              (four_eyes: action ``corporate_action.reversal``), and in that
+                              same transaction the reversal is booked: every entry of the event
+                              undone by its opposite (``lifecycle.reversal_entries``), its
+                              market claims cancelled, a ``ca_reversals`` record (and, for an
+                              announced event, a ``reverse`` step of its log) and the audit
+                              trail written
+
+After a reversal the event is out of the books from the reversal's date: end of day does not
+apply it again nor credit its cash, the lots and the dividends report leave it out as of that
+date (earlier reports are reproduced as they were). It is not booked again either: a corrected
+event is announced under a new reference.
 
 Every announcement and every step is a row of ``ca_event_log`` (append-only); an event's state
 is the replay of its rows through ``corporate_actions.lifecycle``.
@@ -18,6 +33,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -26,14 +42,17 @@ from zaplecze.corporate_actions.apply import Entitlement, apply
 from zaplecze.corporate_actions.lifecycle import EventRecord
 from zaplecze.corporate_actions.model import CorporateAction
 from zaplecze.formats import mt564
-from zaplecze.kernel.problems import BookError, Problem
-from zaplecze.services.audit_trail import Actor
+from zaplecze.kernel.problems import BookError, Problem, Rule
+from zaplecze.ledger.model import Entry
+from zaplecze.services import ca_claims
+from zaplecze.services.audit_trail import Actor, now
 from zaplecze.services.audit_trail import record as audit
-from zaplecze.services.ca_events import records
+from zaplecze.services.ca_events import records, reversals
 from zaplecze.services.eod import holdings
 from zaplecze.services.settlement import keep_problems
 from zaplecze.store import repo, schema
 from zaplecze.store.db import with_retries
+from zaplecze.store.journal import JournalWriter
 
 
 @dataclass
@@ -106,6 +125,11 @@ def _one(connection: Connection, event_id: str) -> EventRecord:
     record = records(connection).get(event_id)
     if record is None:
         raise BookError(f"unknown_event: no announced event {event_id}")
+    reversal = reversals(connection).get(event_id)
+    if reversal is not None:
+        raise BookError(f"{Rule.EVENT_ALREADY_REVERSED}: {event_id} was reversed on "
+                        f"{reversal.business_date} ({reversal.reason}); it is not booked "
+                        "again: announce the corrected event under a new reference")
     return record
 
 
@@ -176,12 +200,14 @@ def report_rows(connection: Connection) -> list[dict[str, str]]:
     found = records(connection)
     applied = {str(r[0]): int(r[1]) for r in connection.exec_driver_sql(
         "SELECT event_id, accounts_entitled FROM ca_applications")}
+    reversed_ = reversals(connection)
     rows = []
     for event in repo.corporate_actions(connection):
         if event.event_id not in found:
+            status = "REVERSED" if event.event_id in reversed_ else \
+                "APPLIED" if event.event_id in applied else "APPROVED"
             rows.append(_row(event.event_id, event.kind.value, event.kind.value,
-                             event.isin, "APPLIED" if event.event_id in applied
-                             else "APPROVED", "corporate_actions.csv", "", "",
+                             event.isin, status, "corporate_actions.csv", "", "",
                              applied.get(event.event_id), event.ex_date, event.pay_date))
     for event_id, record in found.items():
         terms = record.terms
@@ -223,3 +249,115 @@ def event_detail(connection: Connection, event_id: str,
     terms = next((e for e in repo.corporate_actions(connection) if e.event_id == event_id),
                  None)
     return row, None, entitled(connection, terms)
+
+
+# --- reversal (four eyes: services/four_eyes.py, action corporate_action.reversal) ------------
+
+REVERSAL_ACTION = "corporate_action.reversal"
+_EVENT_KEYS = ("ca:%", "ca-cash:%", "ca-claim:%", "ca-claim-paid:%")
+
+
+@dataclass(frozen=True)
+class ReversalPlan:
+    event_id: str
+    day: dt.date
+    reason: str
+    record: EventRecord | None  # the announced event's state; None for corporate_actions.csv
+    entries: list[Entry]  # the reversal entries
+
+
+def event_entries(connection: Connection, event_id: str) -> list[Entry]:
+    """Every journal entry of an applied event, in journal order: its ex-date entries, the
+    pending transformations with their POST and VOID parts, its pay-date cash, its market
+    claims and their compensations."""
+    m = repo.mark(connection)
+    likes = " OR ".join(["entry_key LIKE " + m] * len(_EVENT_KEYS))
+    keys = [str(row[0]) for row in connection.exec_driver_sql(
+        f"SELECT entry_key FROM entries WHERE ref = {m} AND ({likes} OR target_key LIKE {m}) "
+        f"ORDER BY sequence", (event_id, *_EVENT_KEYS, "ca:%"))]
+    found = repo.entries_by_key(connection, keys)
+    return [found[key] for key in keys]
+
+
+def reversal_plan(connection: Connection, payload: dict[str, Any]) -> ReversalPlan:
+    """What a reversal request asks for, checked against the books as they stand: the event
+    is applied and not reversed, the day is the open one (after every closed day and every
+    entry of the event), a reason is given. A BookError names the rule broken."""
+    event_id = str(payload.get("event_id", "")).strip()
+    terms = next((e for e in repo.corporate_actions(connection) if e.event_id == event_id),
+                 None)
+    record = records(connection).get(event_id)
+    if terms is None and record is None:
+        raise BookError(f"{Rule.UNKNOWN_EVENT}: no event {event_id!r}")
+    done = reversals(connection).get(event_id)
+    if done is not None:
+        raise BookError(f"{Rule.EVENT_ALREADY_REVERSED}: {event_id} was reversed on "
+                        f"{done.business_date} by {done.approved_by} ({done.reason})")
+    applied = connection.exec_driver_sql(
+        f"SELECT applied_on FROM ca_applications WHERE event_id = {repo.mark(connection)}",
+        (event_id,)).first()
+    if applied is None:
+        status = record.status.value if record is not None else "APPROVED"
+        raise BookError(f"{Rule.EVENT_NOT_APPLIED}: {event_id} is {status}: only an applied "
+                        "event is reversed (one not applied yet is withdrawn)")
+    reason = str(payload.get("reason", "")).strip()
+    if not reason:
+        raise BookError(f"{Rule.MISSING_REQUIRED_VALUE}: a reversal needs a reason")
+    try:
+        day = dt.date.fromisoformat(str(payload.get("business_date", "")))
+    except ValueError:
+        raise BookError(f"{Rule.INVALID_DATE}: business_date must be YYYY-MM-DD") from None
+    if record is not None:
+        _, problems = lifecycle.reverse(record, "check", _now(), reason)
+        if problems:
+            raise BookError(str(problems[0]))
+    ca_claims.check_open(connection, day, f"the reversal of {event_id}")
+    open_day = ca_claims.open_day(connection)
+    if day > open_day:
+        raise BookError(f"{Rule.DATES_OUT_OF_ORDER}: the reversal of {event_id} is dated "
+                        f"{day}, after the open day {open_day}: end of day would act on the "
+                        f"event in between; date it {open_day}")
+    entries = event_entries(connection, event_id)
+    latest = max((entry.business_date for entry in entries), default=None)
+    if latest is not None and day < latest:
+        raise BookError(f"{Rule.DATES_OUT_OF_ORDER}: the reversal of {event_id} is dated "
+                        f"{day}, before its entry of {latest}")
+    return ReversalPlan(event_id, day, reason, record,
+                        lifecycle.reversal_entries(entries, day, event_id, reason))
+
+
+def validate_reversal(connection: Connection, payload: dict[str, Any]) -> None:
+    reversal_plan(connection, payload)
+
+
+def apply_reversal(connection: Connection, payload: dict[str, Any], actor: Actor) -> None:
+    """The approved reversal, booked in the approval's transaction."""
+    plan = reversal_plan(connection, payload)
+    from zaplecze.services import four_eyes  # it registers this action: imported by then
+
+    digest = four_eyes.payload_hash(payload)
+    m = repo.mark(connection)
+    request = connection.exec_driver_sql(
+        f"SELECT request_id, maker FROM approval_requests WHERE action = {m} AND "
+        f"payload_hash = {m} AND request_id IN (SELECT request_id FROM approval_decisions "
+        f"WHERE decision = 'approved') ORDER BY made_at DESC LIMIT 1",
+        (REVERSAL_ACTION, digest)).first()
+    request_id, maker = (str(request[0]), str(request[1])) if request else ("", "")
+    writer = JournalWriter(connection)
+    writer.extend(plan.entries)
+    writer.flush()
+    at = now()
+    connection.execute(schema.ca_reversals.insert(), [{
+        "event_id": plan.event_id, "business_date": plan.day.isoformat(),
+        "reason": plan.reason, "requested_by": maker, "approved_by": actor.username,
+        "request_id": request_id, "entries": len(plan.entries), "recorded_at": at}])
+    if plan.record is not None:
+        _log(connection, plan.event_id, "reverse", actor.username, _now(), plan.reason,
+             f"request {request_id}")
+    cancelled = ca_claims.cancel_claims(connection, plan.event_id, plan.day, actor.username,
+                                        plan.reason)
+    audit(connection, actor, "ca.reverse", "corporate_action", plan.event_id,
+          {"status": "APPLIED"},
+          {"status": "REVERSED", "business_date": plan.day.isoformat(), "reason": plan.reason,
+           "requested_by": maker, "request_id": request_id,
+           "entries": [entry.key for entry in plan.entries], "claims_cancelled": cancelled})

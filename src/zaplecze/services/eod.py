@@ -5,8 +5,11 @@ A day is one transaction, an ordered list of same-shaped steps:
        settlement date; an instrumented one (see services/settlement.py) only as confirmed
     2. instruct: settlement instructions for the instrumented trades booked (gross or net),
        cancellation messages for cancelled ones; what nets to nothing settles by netting
-    3. apply the corporate actions whose ex date has come (entitlements, transformations)
-    4. credit corporate-action cash whose pay date has come
+    3. apply the corporate actions whose ex date has come (entitlements, transformations) and
+       raise the market claims of cash dividends for instrumented trades pending over the
+       record date (services/ca_claims.py); an event reversed is never applied again
+    4. credit corporate-action cash whose pay date has come (not that of a reversed event),
+       and book the market claims whose pay date has come
     5. value positions at the latest closing prices
     6. age the fails and accrue their CSDR cash penalties at the day's closing prices
     7. check the invariants (stock record and cash book balanced per asset)
@@ -40,7 +43,7 @@ from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, Phase, settle, void
 from zaplecze.refdata.model import RefData
-from zaplecze.services import ca_events, settlement
+from zaplecze.services import ca_claims, ca_events, settlement
 from zaplecze.store import repo, schema
 from zaplecze.store.db import read_connection, with_retries
 from zaplecze.store.journal import JournalWriter
@@ -53,6 +56,8 @@ class DayResult:
     corporate_actions: list[str] = field(default_factory=list)
     held_actions: list[str] = field(default_factory=list)  # announced, not applicable as is
     cash_credits: int = 0
+    claims_raised: int = 0
+    claims_booked: int = 0
     valued_accounts: int = 0
     instructed: int = 0
     settled_by_netting: int = 0
@@ -145,7 +150,10 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData, fold: Posit
         _apply_action(connection, writer, event, refdata)
         result.corporate_actions.append(event.event_id)
         writer.flush()
+    result.claims_raised = len(ca_claims.raise_claims(connection, day, refdata,
+                                                      result.corporate_actions))
     result.cash_credits = _credit_cash(connection, writer, day, refdata)
+    result.claims_booked = ca_claims.book_claims(connection, writer, day)
     writer.flush()
     fold.advance(connection, day)
     result.valued_accounts = _value(connection, day, fold, refdata)
@@ -193,9 +201,10 @@ def projected_action_cash(connection: Connection, account_id: str, currency: str
     total = Decimal(0)
     for (net,) in connection.exec_driver_sql(
             f"SELECT n.net FROM entitlements n WHERE n.account = {m} AND n.currency = {m} AND "
-            f"n.credit_date <= {m} AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.kind = "
-            f"'CORPORATE_ACTION_CASH' AND e.ref = n.event_id AND e.account = n.account)",
-            (account_id, currency, day.isoformat())):
+            f"n.credit_date <= {m} AND NOT EXISTS (SELECT 1 FROM entries e WHERE "
+            f"e.entry_key = {_CASH_KEY}) AND NOT EXISTS (SELECT 1 FROM ca_reversals r WHERE "
+            f"r.event_id = n.event_id AND r.business_date <= {m})",
+            (account_id, currency, day.isoformat(), day.isoformat())):
         total += Decimal(net)
     applied = {str(row[0]) for row in connection.exec_driver_sql(
         "SELECT event_id FROM ca_applications")}
@@ -343,14 +352,21 @@ def _entitlement_record(entitlement: Entitlement) -> dict[str, object]:
             "credit_date": entitlement.cash_date.isoformat()}
 
 
+# The key of an entitlement's pay-date entry (apply.cash_entry), for the entitlements table
+# aliased n: 'ca-cash:<event>:<account>'. (Market claims are corporate-action cash too.)
+_CASH_KEY = "'ca-cash:' || n.event_id || ':' || n.account"
+
+
 def _credit_cash(connection: Connection, writer: JournalWriter, day: dt.date,
                  refdata: RefData) -> int:
     m = repo.mark(connection)
+    # Not the cash of an event reversed by then: the reversal undid what was booked of it.
     rows = connection.exec_driver_sql(
         f"SELECT * FROM entitlements n WHERE n.credit_date <= {m} AND NOT EXISTS (SELECT 1 FROM "
-        f"entries e WHERE e.kind = 'CORPORATE_ACTION_CASH' AND e.ref = n.event_id AND "
-        f"e.account = n.account) ORDER BY n.credit_date, n.event_id, n.account",
-        (day.isoformat(),)).all()
+        f"entries e WHERE e.entry_key = {_CASH_KEY}) AND NOT EXISTS (SELECT 1 FROM "
+        f"ca_reversals r WHERE r.event_id = n.event_id AND r.business_date <= {m}) "
+        f"ORDER BY n.credit_date, n.event_id, n.account",
+        (day.isoformat(), day.isoformat())).all()
     credited = 0
     for row in rows:
         entitlement = Entitlement(

@@ -6,9 +6,10 @@ The maker can never decide their own request. Requests and decisions are append-
 request is applied in the same transaction as its approval.
 
 Actions with an applier here: ``user.roles`` (change a user's roles), ``ledger.adjustment`` (a
-manual journal entry, balanced per asset) and ``ledger.reversal`` (undo a posted adjustment or
-penalty by its opposite). Corporate-action approval has its own life (``ca_desk``) but follows
-the same two rules.
+manual journal entry, balanced per asset), ``ledger.reversal`` (undo a posted adjustment or
+penalty by its opposite) and ``corporate_action.reversal`` (undo an applied corporate action:
+``ca_desk.apply_reversal``). Corporate-action approval has its own life (``ca_desk``) but
+follows the same two rules.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from zaplecze.ledger.model import (
     reversal,
     unbalanced_assets,
 )
-from zaplecze.services import access, identity
+from zaplecze.services import access, ca_desk, identity
 from zaplecze.services.audit_trail import Actor, now, record
 from zaplecze.store import repo, schema
 from zaplecze.store.db import with_retries
@@ -186,6 +187,8 @@ ACTIONS: dict[str, tuple[Callable[[Connection, dict[str, Any]], None],
     "user.roles": (_validate_roles, _apply_roles),
     "ledger.adjustment": (_validate_adjustment, _apply_adjustment),
     "ledger.reversal": (_validate_reversal, _apply_reversal),
+    # {"event_id", "business_date", "reason"}: an applied corporate action undone (ca_desk)
+    ca_desk.REVERSAL_ACTION: (ca_desk.validate_reversal, ca_desk.apply_reversal),
 }
 
 

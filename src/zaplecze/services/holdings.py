@@ -33,7 +33,7 @@ from zaplecze.kernel.money import (
 from zaplecze.ledger import accounts as gl
 from zaplecze.refdata.model import Instrument, LotMethod, RefData
 from zaplecze.reports import builders
-from zaplecze.services import reporting
+from zaplecze.services import ca_events, reporting
 from zaplecze.store import repo
 from zaplecze.trading.model import Side, Trade
 
@@ -229,7 +229,9 @@ def lot_books(connection: Connection, as_of: dt.date,
             day_of, day_of, "", "", Decimal(gross), Decimal(commission), "", sequence))
     if not by_account:
         return {}
-    actions = [event for event in repo.corporate_actions(connection) if event.ex_date <= as_of]
+    out = ca_events.reversed_by(connection, as_of)  # reversed: as if it never happened
+    actions = [event for event in repo.corporate_actions(connection)
+               if event.ex_date <= as_of and event.event_id not in out]
     isins = {t.isin for trades in by_account.values() for t in trades}
     isins |= {e.isin for e in actions} | {e.new_isin for e in actions if e.new_isin}
     instruments = instruments_of(connection, isins)

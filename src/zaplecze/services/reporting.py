@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from zaplecze.accounting.lots import LotBook, replay
 from zaplecze.reports import builders
-from zaplecze.services import ca_desk, reconciling, settlement_reports
+from zaplecze.services import ca_desk, ca_events, reconciling, settlement_reports
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
 from zaplecze.trading.model import Side, Trade
@@ -82,7 +82,10 @@ def lot_books(connection: Connection, as_of: dt.date) -> dict[str, LotBook]:
                 day_of, day_of, "", "", Decimal(gross), Decimal(commission), "", sequence))
     finally:
         cursor.close()
-    actions = [event for event in repo.corporate_actions(connection) if event.ex_date <= as_of]
+    # An event reversed by then is out of the books: its lots are as if it never happened.
+    out = ca_events.reversed_by(connection, as_of)
+    actions = [event for event in repo.corporate_actions(connection)
+               if event.ex_date <= as_of and event.event_id not in out]
     books = {}
     for account_id, trades in by_account.items():
         account = refdata.accounts[account_id]
@@ -113,8 +116,13 @@ def _realized(connection: Connection, start: dt.date, end: dt.date) -> list[dict
 
 
 def _dividends(connection: Connection, start: dt.date, end: dt.date) -> list[dict[str, str]]:
+    """Dividends paid in the period, less those of events reversed by its end (a period that
+    ended before the reversal is reported as it was)."""
+    m = repo.mark(connection)
     rows = connection.exec_driver_sql(
-        "SELECT * FROM entitlements WHERE kind = 'CASH_DIVIDEND'").mappings().all()
+        f"SELECT * FROM entitlements n WHERE n.kind = 'CASH_DIVIDEND' AND NOT EXISTS (SELECT 1 "
+        f"FROM ca_reversals r WHERE r.event_id = n.event_id AND r.business_date <= {m})",
+        (end.isoformat(),)).mappings().all()
     return builders.dividends([dict(row) for row in rows], start, end)
 
 

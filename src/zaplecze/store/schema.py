@@ -524,3 +524,54 @@ work_item_comments = Table(
     Column("at", String(32), nullable=False),
     Column("text", Text, nullable=False),
 )
+
+# --- corporate-action reversals and market claims (revision 0005) ------------------------------
+
+# An applied event undone, once (four eyes: requested by one person, approved by another); its
+# entries are in the journal (``reversal:<key>``). Append-only: the key makes a second one
+# impossible.
+ca_reversals = Table(
+    "ca_reversals", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("business_date", Date, nullable=False),  # the reversal's date in the books
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("approved_by", String(64), nullable=False),
+    Column("request_id", String(32), nullable=False),
+    Column("entries", Integer, nullable=False),  # reversal entries booked
+    Column("recorded_at", String(32), nullable=False),
+)
+
+# A market claim as raised (append-only); what became of it is in market_claim_events, its
+# money in the journal (``ca-claim:<event>:<trade>``, ``ca-claim-paid:<event>:<trade>``).
+market_claims = Table(
+    "market_claims", metadata,
+    Column("claim_id", String(16), primary_key=True),
+    Column("event_id", String(64), nullable=False, index=True),
+    Column("trade_id", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("counterparty", String(64), nullable=False),
+    Column("direction", String(10), nullable=False),  # RECEIVABLE or PAYABLE
+    Column("isin", String(12), nullable=False),
+    Column("quantity", Text, nullable=False),  # undelivered at the end of the record date
+    Column("rate", Text, nullable=False),
+    Column("gross", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("record_date", Date, nullable=False),
+    Column("pay_date", Date, nullable=False),
+    Column("raised_on", Date, nullable=False),
+    Column("status", String(12), nullable=False),  # as raised (RAISED); later: the events
+    UniqueConstraint("event_id", "trade_id", name="uq_market_claim_once"),
+)
+
+market_claim_events = Table(
+    "market_claim_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("claim_id", String(16), nullable=False, index=True),
+    Column("what", String(12), nullable=False),  # COMPENSATED, CANCELLED
+    Column("business_date", Date, nullable=False),
+    Column("entry_key", String(160), nullable=False),  # '' when nothing was booked
+    Column("who", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+)

@@ -48,14 +48,15 @@ class ApiProblem(Exception):
 # Our problem codes that mean "no such thing" or "conflicts with the current state".
 _NOT_FOUND = {"unknown_event", "unknown_break", "unknown_trade", "unknown_user",
               "unknown_request", "unknown_account", "unknown_entry", "unknown_instruction",
-              "unknown_item"}
+              "unknown_item", "unknown_claim"}
 _FORBIDDEN = {"four_eyes_required"}  # the maker of a request can never decide it
 _CONFLICT = {"request_already_decided", "payload_changed",
              "event_not_approved", "event_already_applied", "break_already_resolved",
              "amendment_after_approval", "user_exists", "trade_already_settled",
              "conflicting_duplicate_id", "instruction_not_cancellable",
              "instruction_already_held", "instruction_not_held", "item_already_resolved",
-             "idempotency_key_reused", "entry_already_reversed", "adjustment_already_booked"}
+             "idempotency_key_reused", "entry_already_reversed", "adjustment_already_booked",
+             "event_already_reversed", "claim_not_open", "day_already_closed"}
 
 
 def from_book_error(error: BookError) -> ApiProblem:
