@@ -36,6 +36,12 @@ def main() -> int:
     if reason:
         print(f"\nNOTE: the PostgreSQL tests were SKIPPED — {reason}.\n"
               f"Start PostgreSQL (or set ZAPLECZE_TEST_PG=postgresql://…) to run them.")
+    from test_browser import browser_unavailable
+
+    browser = browser_unavailable()
+    if browser and env.get("CI", "").lower() not in ("1", "true", "yes") \
+            and env.get("ZAPLECZE_REQUIRE_BROWSER") != "1":
+        print(f"\nNOTE: the browser tests were SKIPPED — {browser}.")
     if code == 5:
         print("no tests ran: that is a failure", file=sys.stderr)
         return 1

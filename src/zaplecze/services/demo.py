@@ -22,6 +22,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import text
 
 from zaplecze.kernel.calendar import weekdays
 from zaplecze.services import settlement_desk, workbench_demo
@@ -120,9 +121,11 @@ def _settlement(engine: object, out: Console, first: dt.date, last: dt.date) -> 
     for status, count in sorted(by_status.items()):
         table.add_row(f"  {status.lower()}", str(count))
     with engine.connect() as connection:  # type: ignore[attr-defined]
-        partial = connection.exec_driver_sql(
-            "SELECT COUNT(*) FROM entries WHERE kind = 'SETTLEMENT' AND entry_key LIKE "
-            "'%#%'").scalar()
+        # The parts of partial settlements: keys post:…#n (a bound pattern: psycopg reads a
+        # bare % in the statement as a placeholder).
+        partial = connection.execute(
+            text("SELECT COUNT(*) FROM entries WHERE kind = 'SETTLEMENT' AND entry_key LIKE "
+                 ":parts"), {"parts": "%#%"}).scalar()
     table.add_row("partial settlements booked", str(partial))
     failing_days = {row["reference"] for row in instructions if row["reasons"]}
     table.add_row("instructions that failed for a while", str(len(failing_days)))

@@ -547,8 +547,8 @@ def _cancel_problem(order: Cancel, trade: Trade) -> tuple[Rule, str] | None:
                 f"cancel dated {order.cancel_date} is before the trade date {trade.trade_date}")
     if order.cancel_date >= trade.settlement_date:
         return (Rule.TRADE_ALREADY_SETTLED,
-                f"trade {trade.trade_id} settled on {trade.settlement_date}; a cancel dated "
-                f"{order.cancel_date} comes too late (correct it by a new opposite trade)")
+                f"trade {trade.trade_id} was due to settle on {trade.settlement_date}; a cancel "
+                f"dated {order.cancel_date} comes too late (correct it by a new opposite trade)")
     return None
 
 

@@ -177,7 +177,9 @@ def _idempotent(engine: Engine, actor: Actor, values: dict[str, str], key: str,
                     return Answer(409, {"code": "idempotency_key_reused",
                                         "detail": "this Idempotency-Key was used with another "
                                                   "request"})
-                return Answer(int(row[1]), json.loads(row[2]))
+                # The same request again: the first answer, as "already done" (200, not 201).
+                status = int(row[1])
+                return Answer(200 if status == 201 else status, json.loads(row[2]))
         answer = _book(connection, engine, actor, values, action)
         if stored_key and answer.status < 500:
             connection.execute(schema.idempotency_keys.insert(), [{

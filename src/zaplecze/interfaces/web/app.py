@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,8 +24,26 @@ API_ROUTERS = ("session", "trades", "holdings", "reports", "settlement", "corpor
                "breaks", "exceptions", "audit", "users", "ledger")
 
 
+_NUL = (b"%00", b"\x00")
+_NUL_IN_BODY = (*_NUL, b"\\u0000")
+
+
+async def refuse_nul(request: Request) -> None:
+    """No text we keep may hold a NUL (PostgreSQL refuses it): a request carrying one anywhere
+    — path, query or body — is a bad request, before anything else looks at it."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    if any(mark in raw_path or mark in query for mark in _NUL):
+        raise problems.ApiProblem(400, "invalid_character", "the request holds a NUL character")
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        body = (await request.body()).lower()
+        if any(mark in body for mark in _NUL_IN_BODY):
+            raise problems.ApiProblem(400, "invalid_character",
+                                      "the request holds a NUL character")
+
+
 def create_app(book: Book, settings: WebSettings | None = None) -> FastAPI:
-    app = FastAPI(title="Zaplecze", version=__version__,
+    app = FastAPI(title="Zaplecze", version=__version__, dependencies=[Depends(refuse_nul)],
                   description="The back office's REST API: trades, positions and cash, "
                   "settlement, corporate actions, reconciliation breaks, the audit trail. "
                   "Decimals are exact, as strings. Errors are RFC 9457 problem details with "
