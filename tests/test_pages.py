@@ -410,3 +410,16 @@ def test_pages_render_for_every_demo_role(demo_book: Any) -> None:
         for item in NAV:
             answer = web.get(item.path)
             assert answer.status_code in (200, 303, 403), (username, item.path)
+
+
+def test_a_nul_character_in_a_form_or_a_body_is_a_bad_request(golden_book: Any) -> None:
+    """PostgreSQL keeps no NUL in text: the app refuses it before anything reads the request,
+    and still reads the form of an ordinary login afterwards."""
+    web = client(golden_book)
+    page = login_form(web, username="al\x00ice", password=PASSWORD, code="123456")
+    assert page.status_code == 400 and "NUL character" in page.text  # a page, not JSON
+    answer = web.post("/api/session", json={"username": "al\x00ice", "password": "x",
+                                             "code": "123456"})
+    assert answer.status_code == 400 and answer.json()["code"] == "invalid_character"
+    assert web.get("/api/trades?account=C0%001").status_code == 400
+    log_in(web, golden_book, "alice")  # the form is still read once the check has run

@@ -35,11 +35,19 @@ async def refuse_nul(request: Request) -> None:
     query = request.scope.get("query_string", b"")
     if any(mark in raw_path or mark in query for mark in _NUL):
         raise problems.ApiProblem(400, "invalid_character", "the request holds a NUL character")
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        # A form is read once, by Starlette, and kept: read it that way (not as raw bytes).
+        form = await request.form()
+        found = any(isinstance(value, str) and "\x00" in value
+                    for _, value in form.multi_items())
+    else:
         body = (await request.body()).lower()
-        if any(mark in body for mark in _NUL_IN_BODY):
-            raise problems.ApiProblem(400, "invalid_character",
-                                      "the request holds a NUL character")
+        found = any(mark in body for mark in _NUL_IN_BODY)
+    if found:
+        raise problems.ApiProblem(400, "invalid_character", "the request holds a NUL character")
 
 
 def create_app(book: Book, settings: WebSettings | None = None) -> FastAPI:
