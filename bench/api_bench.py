@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/api_bench.py --db sqlite:///BOOK.db [--rate 200] [--seconds 30]
 
-Starts ``uvicorn`` (two worker processes by default) on a free loopback port against the book,
+Starts ``uvicorn`` (one worker process by default) on a free loopback port against the book,
 issues an API token, then sends an open-loop stream of GET requests at a fixed rate (each
 request starts at its scheduled time whether or not earlier ones have answered; its latency is
 measured from that scheduled time, so a server that falls behind shows it rather than slowing
@@ -187,7 +187,7 @@ async def closed_loop(base: str, token: str, accounts: list[str], as_of: dt.date
 
 
 def run(url: str, rate: float = 200, seconds: float = 30, seed: int = 7,
-        workers: int = 2) -> list[Measured]:
+        workers: int = 1) -> list[Measured]:
     token, accounts, last = prepare(url)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -209,7 +209,7 @@ def main() -> int:
     parser.add_argument("--db", required=True, help="the book's URL (sqlite:///… or postgresql://…)")
     parser.add_argument("--rate", type=float, default=200, help="requests per second")
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     for measured in run(args.db, args.rate, args.seconds, workers=args.workers):
         print(measured.line())
