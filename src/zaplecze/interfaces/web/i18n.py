@@ -50,12 +50,12 @@ def _accepted(header: str) -> str | None:
     offers = []
     for position, part in enumerate(header.split(",")):
         tag, _, params = part.strip().partition(";")
-        quality = 1.0
+        quality = Decimal(1)
         if params.strip().startswith("q="):
             try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
+                quality = Decimal(params.strip()[2:])
+            except InvalidOperation:
+                quality = Decimal(0)
         language = tag.strip().lower().split("-")[0]
         if language in LANGUAGES and quality > 0:
             offers.append((-quality, position, language))

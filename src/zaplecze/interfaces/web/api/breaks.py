@@ -17,13 +17,13 @@ from zaplecze.interfaces.web.api.common import (
     Paging,
     page_of,
     paging_by,
+    today,
 )
 from zaplecze.interfaces.web.auth import (
     Principal,
     authorize,
     book_of,
     required,
-    settings_of,
 )
 from zaplecze.interfaces.web.problems import ApiProblem
 from zaplecze.services import identity, reconciling
@@ -122,10 +122,6 @@ EARLIEST, LATEST = dt.date(1970, 1, 1), dt.date(2199, 12, 31)
 
 
 BreaksPaging = Annotated[Paging, Depends(paging_by(COLUMNS["breaks"]))]
-
-
-def today(request: Request) -> dt.date:
-    return settings_of(request).clock().date()
 
 
 def as_of_or_today(request: Request, as_of: dt.date | None) -> dt.date:

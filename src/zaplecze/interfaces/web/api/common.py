@@ -28,6 +28,15 @@ def _iso_day(value: object) -> object:
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_day)]
 
+def today(request: Request) -> dt.date:
+    """The business day by the app's clock (tests move it)."""
+    return request.app.state.settings.clock().date()  # type: ignore[no-any-return]
+
+
+def or_today(request: Request, day: dt.date | None) -> dt.date:
+    return day or today(request)
+
+
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 1_000
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from zaplecze.interfaces.web.api.breaks import as_of_or_today, owner_of, today
+from zaplecze.interfaces.web.api.breaks import as_of_or_today, owner_of
 from zaplecze.interfaces.web.api.common import (
     RESPONSES,
     IsoDate,
@@ -19,6 +19,7 @@ from zaplecze.interfaces.web.api.common import (
     Paging,
     page_of,
     paging_by,
+    today,
 )
 from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required
 from zaplecze.services import exception_queue

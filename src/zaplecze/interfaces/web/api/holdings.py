@@ -3,7 +3,6 @@ what the firm and its clients hold, as of a date, kept to the caller's desk."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -16,10 +15,11 @@ from zaplecze.interfaces.web.api.common import (
     Paging,
     PagingDep,
     filtered,
+    or_today,
     own_account,
     page_of,
 )
-from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required, settings_of
+from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required
 from zaplecze.interfaces.web.problems import ApiProblem
 from zaplecze.services import holdings
 from zaplecze.store.db import read_connection
@@ -124,10 +124,6 @@ class InventoryOut(BaseModel):
     market_value: str | None
 
 
-def _today(request: Request, as_of: dt.date | None) -> dt.date:
-    return as_of or settings_of(request).clock().date()
-
-
 def _scope(request: Request, who: Principal, account: str | None) -> frozenset[str] | None:
     """The accounts asked about: one (404 when the desk does not see it), or the desk's."""
     if account:
@@ -153,7 +149,7 @@ def positions(request: Request, page: PagingDep, principal: Who, as_of: AsOf = N
     who = required(principal)
     scope = _scope(request, who, account)
     with read_connection(book_of(request).engine) as connection:
-        rows = holdings.positions(connection, _today(request, as_of), basis, scope)
+        rows = holdings.positions(connection, or_today(request, as_of), basis, scope)
     return _listing(PositionOut, filtered(rows, isin=isin), page, "account")
 
 
@@ -165,7 +161,7 @@ def cash(request: Request, page: PagingDep, principal: Who, as_of: AsOf = None,
     who = required(principal)
     scope = _scope(request, who, account)
     with read_connection(book_of(request).engine) as connection:
-        rows = holdings.cash(connection, _today(request, as_of), basis, scope)
+        rows = holdings.cash(connection, or_today(request, as_of), basis, scope)
     return _listing(CashOut, filtered(rows, currency=currency), page, "account")
 
 
@@ -183,7 +179,7 @@ def prices(request: Request, page: PagingDep, principal: Who, isin: IsinFilter =
     book = book_of(request)
     if latest:
         with read_connection(book.engine) as connection:
-            rows = list(holdings.last_prices(connection, _today(request, as_of), isin).values())
+            rows = list(holdings.last_prices(connection, or_today(request, as_of), isin).values())
         return _listing(PriceOut, rows, page, "isin")
     sort = page.sort or "business_date"
     if sort not in holdings.PRICE_SORTABLE:
@@ -232,7 +228,7 @@ def account_lots(account: AccountId, request: Request, page: PagingDep, principa
     """The account's open lots as of the end of ``as_of`` (default today)."""
     _account(request, required(principal), account)
     with read_connection(book_of(request).engine) as connection:
-        rows = holdings.lots(connection, account, _today(request, as_of))
+        rows = holdings.lots(connection, account, or_today(request, as_of))
     return _listing(LotOut, filtered(rows, isin=isin), page, "isin")
 
 
@@ -293,5 +289,5 @@ def inventory(request: Request, page: PagingDep, principal: Who, as_of: AsOf = N
     who = required(principal)
     scope = who.accounts(book_of(request))
     with read_connection(book_of(request).engine) as connection:
-        rows = holdings.inventory(connection, _today(request, as_of), scope)
+        rows = holdings.inventory(connection, or_today(request, as_of), scope)
     return _listing(InventoryOut, filtered(rows, isin=isin, currency=currency), page, "isin")

@@ -3,7 +3,6 @@ fails and CSDR penalties. Firm-level data: the caller's roles decide, not the de
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -16,9 +15,10 @@ from zaplecze.interfaces.web.api.common import (
     Paging,
     PagingDep,
     filtered,
+    or_today,
     page_of,
 )
-from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required, settings_of
+from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required
 from zaplecze.interfaces.web.problems import ApiProblem
 from zaplecze.services import settlement_desk, settlement_reports
 from zaplecze.store import repo
@@ -119,10 +119,6 @@ class ActionOut(BaseModel):
     instruction: InstructionOut
 
 
-def _today(request: Request, day: dt.date | None) -> dt.date:
-    return day or settings_of(request).clock().date()
-
-
 def _listing(model: type[BaseModel], rows: list[dict[str, Any]], page: Paging,
              default_sort: str) -> Any:
     found = page_of(rows, page, default_sort, tuple(model.model_fields))
@@ -138,7 +134,7 @@ def obligations(request: Request, page: PagingDep, principal: Who,
     """What settles on ``settlement_date`` (default today): per counterparty, security and
     direction, gross or netted."""
     required(principal)
-    day = _today(request, settlement_date)
+    day = or_today(request, settlement_date)
     with read_connection(book_of(request).engine) as connection:
         rows = settlement_reports.obligations(connection, day, day)
     return _listing(ObligationOut, filtered(rows, counterparty=counterparty, isin=isin), page,
@@ -195,7 +191,7 @@ def fails(request: Request, page: PagingDep, principal: Who, as_of: Day = None,
     (default today): age, reason, who fails, buy-in, penalties accrued."""
     required(principal)
     with read_connection(book_of(request).engine) as connection:
-        rows = settlement_reports.fails(connection, _today(request, as_of))
+        rows = settlement_reports.fails(connection, or_today(request, as_of))
     return _listing(FailOut, filtered(rows, counterparty=counterparty, isin=isin,
                                       buy_in_due=buy_in_due), page, "reference")
 
@@ -208,7 +204,7 @@ def penalties(request: Request, page: PagingDep, principal: Who,
     """CSDR cash penalties per month, counterparty and currency, from ``from`` (default the
     first day of ``to``'s month) to ``to`` (default today)."""
     required(principal)
-    end = _today(request, date_to)
+    end = or_today(request, date_to)
     start = date_from or end.replace(day=1)
     if start > end:
         raise ApiProblem(400, "invalid_period", "from is after to",
@@ -226,7 +222,7 @@ def _act(request: Request, principal: Principal | None, reference: str,
         raise ApiProblem(409, "instruction_not_actionable",
                          f"{reference} is a cancellation message, not an instruction")
     outcome = settlement_desk.act(book_of(request).engine, reference, action,
-                                  _today(request, None), who.actor)
+                                  or_today(request, None), who.actor)
     return ActionOut(reference=reference, action=action, outcome=outcome,
                      instruction=InstructionOut(**_instruction(request, reference)))
 

@@ -191,10 +191,6 @@ def default_as_of(connection: Connection, today: dt.date) -> dt.date:
     return dt.date.fromisoformat(max(found)[:10]) if found else today
 
 
-def today(request: Request) -> dt.date:
-    return settings_of(request).clock().date()
-
-
 # The options of /api/reports/{name} (as the CLI's) that each report asks for.
 _AS_OF = ("positions", "cash", "trial-balance", "stock-record", "valuation", "fails", "breaks")
 _PERIOD = ("realized", "dividends", "cash-ladder", "penalties")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from zaplecze.interfaces.web.api.common import today
 from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required
 from zaplecze.interfaces.web.pages.base import (
     default_as_of,
@@ -19,7 +20,6 @@ from zaplecze.interfaces.web.pages.base import (
     render,
     report_link,
     report_parameters,
-    today,
 )
 from zaplecze.interfaces.web.problems import ApiProblem
 from zaplecze.kernel.money import at_scale, currency_scale, plain, round_down

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
+from zaplecze.interfaces.web.api.common import today
 from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required
-from zaplecze.interfaces.web.pages.base import default_as_of, is_htmx, redirect, render, today
+from zaplecze.interfaces.web.pages.base import default_as_of, is_htmx, redirect, render
 from zaplecze.services import exception_queue
 from zaplecze.store.db import read_connection
 

@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from zaplecze.interfaces.web.api.common import today
 from zaplecze.interfaces.web.auth import Principal, authorize, book_of, required
 from zaplecze.interfaces.web.pages.base import (
     default_as_of,
     render,
     report_link,
     report_parameters,
-    today,
 )
 from zaplecze.services import audit_trail, reporting
 from zaplecze.store.db import read_connection
