@@ -109,16 +109,17 @@ INSTRUCTION = Instruction(
 
 # --- the shared samples -----------------------------------------------------------------------
 
-# name -> (rule, line) of every problem its reader gives; () when it reads cleanly. The reader is
-# read_instructions (MT540–543), read_confirmations (MT544–547) or read_holdings (MT535).
-SAMPLE_PROBLEMS: dict[str, tuple[tuple[Rule, int], ...]] = {
+# name -> (rule, line) of every warning its reader gives; () when it reads cleanly. Every sample
+# is read (no error); a flaw that leaves no doubt about the sender's meaning is a warning. The
+# reader is read_instructions (MT540–543), read_confirmations (MT544–547) or read_holdings (MT535).
+SAMPLE_WARNINGS: dict[str, tuple[tuple[Rule, int], ...]] = {
     "MT535_01.fin": ((Rule.MT_MISSING_SEQUENCE, 14),),  # ACTI//Y, no SUBSAFE (rule C1, E66)
-    "MT535_02.fin": ((Rule.MT_MALFORMED, 31),),  # ends inside :16R:FIN
+    "MT535_02.fin": ((Rule.MT_MALFORMED, 31),),  # ends inside :16R:FIN (empty) and SUBSAFE
     "MT535_03.fin": ((Rule.MT_MISSING_SEQUENCE, 14),),  # MT535_01 after its NAK (E66013)
     "MT535_04.fin": ((Rule.MT_MALFORMED, 47),),  # block 5 never closed
-    "MT535_05.fin": ((Rule.MT_MALFORMED, 31),),  # ends inside :16R:FIN
+    "MT535_05.fin": ((Rule.MT_MALFORMED, 31),),  # ends inside :16R:FIN (empty) and SUBSAFE
     "MT535_06.fin": (),
-    "MT540_01.fin": ((Rule.MT_MISSING_FIELD, 10),),  # no :98a::TRAD: (an Instruction needs it)
+    "MT540_01.fin": (),  # no :98a::TRAD: (optional): trade_date None
     "MT540_02.fin": (),
     "MT540_03.fin": (),
     "MT540_04.fin": ((Rule.MT_MALFORMED, 14),),  # :36B::SETT/UNIT/299000, (one slash)
@@ -130,6 +131,9 @@ SAMPLE_PROBLEMS: dict[str, tuple[tuple[Rule, int], ...]] = {
     "MT543_06.fin": (), "MT544_01.fin": (), "MT545_01.fin": (), "MT546_01.fin": (),
     "MT547_01.fin": (), "MT547_02.fin": (),
 }
+# what each sample reads to: instructions/confirmations one each; MT535 its holdings
+SAMPLE_VALUES = {"MT535_01.fin": 0, "MT535_02.fin": 1, "MT535_03.fin": 0, "MT535_04.fin": 2,
+                 "MT535_05.fin": 1, "MT535_06.fin": 1}
 
 
 def read_sample(name: str) -> tuple[list[object], list[Problem]]:
@@ -148,29 +152,37 @@ def read_sample(name: str) -> tuple[list[object], list[Problem]]:
 def test_every_mt54x_and_mt535_sample_is_listed() -> None:
     folder = shared_path("standards", "swift", "mt5xx")
     names = {path.name for path in folder.glob("MT5[34]*.fin")} - {"MT537_01.fin"}
-    assert names == set(SAMPLE_PROBLEMS)
+    assert names == set(SAMPLE_WARNINGS)
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLE_PROBLEMS))
-def test_sample_reads_with_exactly_its_known_problems(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(SAMPLE_WARNINGS))
+def test_sample_reads_without_error_and_with_exactly_its_warnings(name: str) -> None:
     values, problems = read_sample(name)
-    assert where(problems) == list(SAMPLE_PROBLEMS[name])
+    assert [problem for problem in problems if not problem.is_warning] == []
+    assert where(problems) == list(SAMPLE_WARNINGS[name])
     assert all(problem.source == name for problem in problems)
-    if not problems and name[2:5] != "535":
-        assert len(values) == 1
+    assert len(values) == SAMPLE_VALUES.get(name, 1)
 
 
-DAMAGED_SAMPLES = {"MT535_02.fin", "MT535_04.fin", "MT535_05.fin", "MT541_01.fin"}
-
-
-@pytest.mark.parametrize("name", sorted(SAMPLE_PROBLEMS))
-def test_sample_frames_unless_damaged(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(SAMPLE_WARNINGS))
+def test_sample_frames(name: str) -> None:
     messages, problems = parse_fin(sample(name), name)
-    if name in DAMAGED_SAMPLES:  # one framing problem, the message left out
-        assert (messages, where(problems)) == ([], list(SAMPLE_PROBLEMS[name]))
-    else:
-        assert problems == []
-        assert len(messages) == (2 if name == "MT535_03.fin" else 1)  # MT535_03: NAK + MT535
+    framing = {"MT535_02.fin", "MT535_04.fin", "MT535_05.fin", "MT541_01.fin"}
+    assert where(problems) == (list(SAMPLE_WARNINGS[name]) if name in framing else [])
+    assert all(problem.is_warning for problem in problems)
+    assert len(messages) == (2 if name == "MT535_03.fin" else 1)  # MT535_03: NAK + MT535
+
+
+def test_damaged_trailing_samples_keep_what_they_hold() -> None:
+    [cut], _ = read_holdings(sample("MT535_02.fin"), "s")  # the FIN before the cut is read
+    assert (cut.quantity_type, cut.quantity) == ("FAMT", Decimal("300"))
+    [misspelt], _ = read_instructions(sample("MT541_01.fin"), "s")
+    assert misspelt.isin and misspelt.trade_date is not None
+    [one_slash], _ = read_instructions(sample("MT540_04.fin"), "s")
+    assert one_slash.quantity == Decimal("299000")
+    [no_trade_date], _ = read_instructions(sample("MT540_01.fin"), "s")
+    assert no_trade_date.trade_date is None
+    assert no_trade_date.settlement_date == dt.date(2017, 7, 29)
 
 
 def test_sample_mt540_02_a_cancellation_of_a_face_amount() -> None:
@@ -606,7 +618,7 @@ def test_confirmation_quantity_types_and_reversals() -> None:
 def test_broken_messages_do_not_stop_the_others() -> None:
     good = write_mt54x(INSTRUCTION, "BROKPLPW", "CUSTPLPW")
     other = replace(INSTRUCTION, reference="ZAP-0002")
-    unbalanced = good.replace(":16S:TRADDET", ":16S:TRADDETS")
+    unbalanced = good.replace(":16S:SETPRTY", ":16S:SETDET", 1)  # past an inner one
     no_seme = good.replace(":20C::SEME//ZAP-0001\r\n", "")
     not_a_number = good.replace("UNIT/1000,", "UNIT/1O00,")
     unknown = good.replace("{2:I541", "{2:I599")
@@ -617,13 +629,13 @@ def test_broken_messages_do_not_stop_the_others() -> None:
     instructions, problems = read_instructions(text, "mixed.fin")
     assert [instruction.reference for instruction in instructions] == ["ZAP-0001", "ZAP-0002"]
     assert where(problems) == [
-        (Rule.MT_MALFORMED, starts[1] + 13),  # :16S:TRADDETS closes :16R:TRADDET
+        (Rule.MT_MALFORMED, starts[1] + 24),  # :16S:SETDET closes :16R:SETPRTY
         (Rule.MT_MISSING_FIELD, starts[2] + 1),  # GENL (its :16R: line) has no SEME
         (Rule.INVALID_NUMBER, starts[3] + 15),  # :36B::SETT//UNIT/1O00,
         (Rule.UNSUPPORTED_MESSAGE_TYPE, starts[4]),
         (Rule.MT_MALFORMED, starts[5]),  # block 4 never closed by '-}'
     ]
-    assert ":16S:TRADDETS closes :16R:TRADDET" in problems[0].detail
+    assert ":16S:SETDET closes :16R:SETPRTY" in problems[0].detail
     assert "20C::SEME" in problems[1].detail and "'1O00,'" in problems[2].detail
     assert all(problem.source == "mixed.fin" for problem in problems)
 
@@ -633,7 +645,6 @@ def test_framing_problems() -> None:
     unclosed = good.replace(":16S:AMT\r\n", "")
     cases = {
         "{1:F01BROKPLPWAXXX0000000000": (Rule.MT_MALFORMED, 1),
-        good + "{5:{CHK:123456789ABC}": (Rule.MT_MALFORMED, good.count("\n") + 1),
         good.replace("{2:I541CUSTPLPWXXXXN}", "{2:I541N}"): (Rule.MT_MALFORMED, 1),
         good.replace(":16R:GENL", "GENERAL\r\n:16R:GENL"): (Rule.MT_MALFORMED, 2),
         unclosed: (Rule.MT_MALFORMED, line_of(unclosed, ":16S:SETDET")),  # closes AMT
@@ -644,11 +655,52 @@ def test_framing_problems() -> None:
         messages, problems = parse_fin(text, "f")
         assert (messages, where(problems)) == ([], [expected]), text
     assert parse_fin("", "f") == ([], [])
+    messages, problems = parse_fin(good + "{5:{CHK:123456789ABC}", "f")  # the trailer cut
+    assert (len(messages), where(problems)) == (1, [(Rule.MT_MALFORMED, good.count("\n") + 1)])
+    assert problems[0].is_warning and messages[0].trailer == (("CHK", "123456789ABC"),)
     messages, problems = parse_fin(f"junk\n{good}\njunk", "f")
     assert (len(messages), where(problems)) == \
         (1, [(Rule.MT_MALFORMED, 1), (Rule.MT_MALFORMED, good.count("\n") + 3)])
     messages, problems = parse_fin(f"$\r\n{good}\r\n${good}$", "rje")
     assert (len(messages), problems) == (2, [])
+
+
+def test_flaws_read_past_with_a_warning() -> None:
+    good = write_mt54x(INSTRUCTION, "BROKPLPW", "CUSTPLPW").replace("\r\n", "\n")
+    [expected], _ = read_instructions(good, "f")
+    cases = {  # text -> the line of its one warning
+        good.replace(":16S:FIAC", ":16S:FIACX"): line_of(good, ":16S:FIAC"),
+        good.replace(":16S:AMT\n:16S:SETDET\n", ":16S:AMT\n:16R:SETPRTY\n"):  # cut short
+            line_of(good, ":16S:SETDET"),
+        good.replace(":16S:SETDET\n", ":16S:SETDET\n:16R:ADDINFO\n"): good.count("\n") + 1,
+        good.replace("SETT//UNIT/", "SETT/UNIT/"): line_of(good, ":36B:"),
+    }
+    for text, line in cases.items():
+        instructions, problems = read_instructions(text, "f")
+        assert (instructions, where(problems)) == ([expected], [(Rule.MT_MALFORMED, line)]), text
+        assert problems[0].is_warning and "warning, read" in str(problems[0])
+    # a :16S: missing in the middle: where did the sequence end? Refused as damaged.
+    missing_close = good.replace(":16S:FIAC\n", "")
+    assert where(read_instructions(missing_close, "f")[1]) == \
+        [(Rule.MT_MALFORMED, line_of(good, ":16R:FIAC"))]
+    # one slash where a data source scheme would be, but not a quantity type: refused
+    other = good.replace("SETT//UNIT/", "SETT/XXXX/")
+    assert where(read_instructions(other, "f")[1]) == [(Rule.MT_MALFORMED, line_of(good, ":36B:"))]
+    no_trade_date = good.replace(":98A::TRAD//20240103\n", "")
+    [read], problems = read_instructions(no_trade_date, "f")
+    assert problems == [] and read == replace(expected, trade_date=None)
+    assert write_mt54x(read, "BROKPLPW", "CUSTPLPW").replace("\r\n", "\n") == no_trade_date
+
+
+def test_mt535_activity_flag_contradicted_is_read_with_a_warning() -> None:
+    statement = "\n".join([
+        "{1:F01CUSTPLPWAXXX0000000000}{2:I535BROKPLPWXXXXN}{4:", ":16R:GENL", ":28E:1/ONLY",
+        ":20C::SEME//S1", ":23G:NEWM", ":98A::STAT//20240105", ":22F::STTY//CUST",
+        ":97A::SAFE//ACC-1", ":17B::ACTI//N", ":16S:GENL", ":16R:SUBSAFE", ":16R:FIN",
+        ":35B:ISIN PLPKO0000016", ":93B::AGGR//UNIT/1000,", ":16S:FIN", ":16S:SUBSAFE", "-}"])
+    [holding], problems = read_holdings(statement, "f")
+    assert holding.quantity == Decimal("1000")
+    assert where(problems) == [(Rule.MT_MALFORMED, 11)] and problems[0].is_warning
 
 
 def test_mandatory_sequences_and_fields() -> None:
@@ -697,13 +749,13 @@ def test_readers_take_only_their_own_types() -> None:
 
 
 def test_confirmations_and_statuses_in_one_pass() -> None:
-    damaged = confirmation("545").replace(":16S:FIAC", ":16S:FIA")
+    damaged = confirmation("545").replace(":16S:SETPRTY", ":16S:SETDET", 1)  # past SETPRTY
     text = "\n".join([mt548(("MTCH//MACH", ())), damaged, confirmation("547"),
                       sample("MT540_03.fin")])
     values, problems = read_settlement_messages(text, "inbox.fin")
     assert [type(value).__name__ for value in values] == ["StatusAdvice", "Confirmation"]
     assert where(problems) == [
-        (Rule.MT_MALFORMED, line_of(text, ":16S:FIA\n")),
+        (Rule.MT_MALFORMED, line_of(text, ":16S:SETDET")),
         (Rule.UNSUPPORTED_MESSAGE_TYPE, line_of(text, "{1:F01FOOLUS30"))]
 
 

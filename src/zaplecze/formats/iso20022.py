@@ -226,7 +226,7 @@ def write_sese023(instruction: Instruction, header: AppHeader | None = None) -> 
         raise ValueError(f"instruction {i.reference} is against payment without an amount")
     shape = _Sese023Shape(i.direction, i.payment, bool(i.linked_reference), len(i.trade_ids),
                           i.function is Function.CANCEL, bool(i.counterparty.account),
-                          bool(i.safekeeping_account))
+                          bool(i.safekeeping_account), i.trade_date is not None)
     template = _sese023_template(shape)
     document = copy.deepcopy(template.tree)
     elements = list(document.iter())
@@ -246,6 +246,7 @@ class _Sese023Shape(NamedTuple):
     cancel: bool
     counterparty_account: bool
     safekeeping_account: bool
+    trade_date: bool = True  # TradDt is optional (0..1)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ class _Template:
 def _sese023_values(i: Instruction) -> dict[str, str]:
     """Every variable text of the message, formatted as the schema wants."""
     values = {"reference": i.reference, "linked_reference": i.linked_reference or "",
-              "trade_date": i.trade_date.isoformat(),
+              "trade_date": i.trade_date.isoformat() if i.trade_date else "",
               "settlement_date": i.settlement_date.isoformat(), "isin": i.isin,
               "quantity": plain(i.quantity), "account_owner": i.account_owner,
               "safekeeping_account": i.safekeeping_account,
@@ -293,7 +294,8 @@ def _sese023_template(shape: _Sese023Shape) -> _Template:
     trade = _add(body, "TradDtls")
     for number in range(shape.trade_ids):
         _add(trade, "TradId", field(f"trade_id_{number}"))
-    _add(trade, "TradDt/Dt/Dt", field("trade_date"))
+    if shape.trade_date:
+        _add(trade, "TradDt/Dt/Dt", field("trade_date"))
     _add(trade, "SttlmDt/Dt/Dt", field("settlement_date"))
     if shape.cancel:
         _add(trade, "SttlmInstrPrcgAddtlDtls", CANCEL_MARK)
@@ -718,7 +720,8 @@ def _instruction(m: _Message) -> list[Instruction]:
         function=Function.CANCEL if cancel else Function.NEW,
         direction=direction,
         payment=payment,
-        trade_date=m.date("TradDtls/TradDt/Dt"),
+        trade_date=m.date("TradDtls/TradDt/Dt") if m.find("TradDtls/TradDt/Dt") is not None
+        else None,  # optional (0..1)
         settlement_date=m.date("TradDtls/SttlmDt/Dt"),
         isin=m.required("FinInstrmId/ISIN"),
         quantity=quantity,

@@ -27,10 +27,26 @@ comma, mandatory even for whole numbers (``1000,``), and no thousands separator;
 Reading
 -------
 ``parse_fin`` frames the messages and builds each one's sequence tree. A message that cannot be
-framed (a block not closed, a header of the wrong shape, text before the first field,
-``:16S:`` not closing the sequence ``:16R:`` opened, a sequence never closed) is *damaged*: it
-gets one ``mt_malformed`` problem at its line and is left out; the messages around it are read.
+framed (block 1–4 not closed, a header of the wrong shape, text before the first field, a
+``:16S:`` closing an outer sequence past an inner one still open) is *damaged*: it gets one
+``mt_malformed`` problem at its line and is left out; the messages around it are read.
 Problems carry the physical line of the file (1-based). Checksums and MACs are not verified.
+
+Some flaws leave no doubt about what the sender meant; the message is then read and the flaw
+comes back as a *warning* (``Problem.severity``), kept for operators like a refusal:
+
+- a trailer block (5 or S) without its closing ``}``: read to the end of the message;
+- ``:16S:NAME`` naming no open sequence (``:16S:TRADFOO`` after ``:16R:TRADDET``): closes the
+  innermost one;
+- block 4 ending right after a ``:16R:`` (the message was cut short there): what came before
+  is read, the sequences still open are closed at the end and the empty one is left out (a
+  statement of holdings cut short gives breaks for what it no longer lists — the warning says
+  why). Sequences left open otherwise (a ``:16S:`` missing in the middle) are damage: where
+  the sequence ended, the nesting does not say;
+- MT535 ``:17B::ACTI//Y`` without a SUBSAFE sequence, or ``ACTI//N`` with one (network rule
+  C1): what the sequences hold is read;
+- a quantity with one slash after its qualifier (``:36B::SETT/UNIT/1000,``): these fields take
+  no data source scheme, so the slash can only be the second one.
 
 The typed readers (``read_instructions``, ``read_confirmations``, ``read_status_advices``,
 ``read_holdings``, and ``read_settlement_messages`` for MT544–548 in one pass) take the user
@@ -72,7 +88,7 @@ Choices made while reading:
   is an ``invalid_enum_value`` problem for that status alone.
 - Instructions: the account owner is ``:95a::ACOW`` of FIAC, else the sender of the message;
   ``creation`` is ``:98a::PREP`` (a date alone is midnight); 23G's subfunction (COPY, DUPL)
-  is ignored; an instruction needs a trade date (``:98a::TRAD``), though the standard does not.
+  is ignored; the trade date (``:98a::TRAD``) is optional, as in the standard (``None``).
 - Holdings (MT535): one ``Holding`` per B1 FIN, its ``:93B::AGGR`` balance (sign N:
   negative), for the sub-safekeeping account's ``:97a::SAFE`` or else the statement's.
 - Check digits (ISIN) are not verified when reading: the shape is; BICs are read as given.
@@ -119,7 +135,7 @@ from stdnum import bic as bic_number
 from stdnum import isin as isin_number
 
 from zaplecze.kernel.money import currency_scale, fits_scale, is_currency
-from zaplecze.kernel.problems import Problem, Rule
+from zaplecze.kernel.problems import Problem, Rule, warning
 from zaplecze.settlement.model import (
     Confirmation,
     Direction,
@@ -306,6 +322,7 @@ class FinMessage:
     fields: tuple[Field, ...]  # block 4 in order, :16R:/:16S: included
     body: Sequence  # block 4 as a tree of sequences
     trailer: tuple[tuple[str, str], ...] = ()  # block 5 items: (('CHK', '…'),)
+    repairs: tuple[Problem, ...] = ()  # warnings: how a flaw of its framing was read past
 
     @property
     def service_id(self) -> str:
@@ -352,6 +369,7 @@ def _bic_of(address: str) -> str:
 
 _BLOCK = re.compile(r"\{([0-9A-Z]{1,3}):")
 _BLOCK_ORDER = ("1", "2", "3", "4", "5", "S")
+_TRAILERS = ("5", "S")
 _BASIC_HEADER = re.compile(r"[A-Z][0-9]{2}[A-Z0-9]{12}[0-9]{10}")
 _INPUT_HEADER = re.compile(r"I[0-9]{3}[A-Z0-9]{12}(?:[SNU](?:[123](?:[0-9]{3})?)?)?")
 _OUTPUT_HEADER = re.compile(r"O[0-9]{3}[0-9]{4}[0-9]{6}[A-Z0-9]{22}[0-9]{6}[0-9]{4}[SNU]?")
@@ -408,6 +426,7 @@ def parse_fin(text: str, source: str) -> tuple[list[FinMessage], list[Problem]]:
             position = damaged.resume
             continue
         messages.append(message)
+        problems.extend(message.repairs)
 
 
 def _excerpt(text: str, size: int = 40) -> str:
@@ -419,6 +438,7 @@ def _message_at(text: str, start: int, source: str,
     following = text.find("{1:", start + 3)
     limit = len(text) if following < 0 else following
     blocks: dict[str, tuple[str, int]] = {}  # block id -> (content, offset of the content)
+    repairs: list[Problem] = []
     position = start
     while position < limit and text.startswith("{", position):
         match = _BLOCK.match(text, position)
@@ -438,12 +458,21 @@ def _message_at(text: str, start: int, source: str,
             position = end + 3
         else:
             end = _closing_brace(text, position, limit)
+            if end < 0 and name in _TRAILERS and "4" in blocks:
+                # The trailer (MAC, checksum…) lacks its last '}': the text is all there.
+                end = len(text[:limit].rstrip(_GAP))
+                repairs.append(warning(Rule.MT_MALFORMED, f"block {name} is not closed by '}}'; "
+                                       "read to the end of the message", source,
+                                       line_of(position)))
+                blocks[name] = (text[content:end], content)
+                position = limit
+                continue
             if end < 0:
                 raise _Damaged(f"block {name} is not closed by '}}' (a truncated message?)",
                                position, limit)
             blocks[name] = (text[content:end], content)
             position = end + 1
-    return _message(blocks, start, position, source, line_of), position
+    return _message(blocks, start, position, source, line_of, repairs), position
 
 
 def _closing_brace(text: str, start: int, limit: int) -> int:
@@ -459,7 +488,7 @@ def _closing_brace(text: str, start: int, limit: int) -> int:
 
 
 def _message(blocks: dict[str, tuple[str, int]], start: int, end: int, source: str,
-             line_of: Callable[[int], int]) -> FinMessage:
+             line_of: Callable[[int], int], repairs: list[Problem]) -> FinMessage:
     basic = blocks["1"][0]
     if not _BASIC_HEADER.fullmatch(basic):
         raise _Damaged(f"block 1 {basic!r} is not F01 + a 12-character LT address + session "
@@ -486,8 +515,8 @@ def _message(blocks: dict[str, tuple[str, int]], start: int, end: int, source: s
     return FinMessage(
         source=source, line=line_of(start), basic_header=basic, application_header=application,
         user_header=_items(user_header, "3", user_at, end), fields=tuple(fields),
-        body=_sequences(fields, line_of(body_at), end),
-        trailer=_items(trailer, "5", trailer_at, end))
+        body=_sequences(fields, line_of(body_at), end, source, repairs),
+        trailer=_items(trailer, "5", trailer_at, end), repairs=tuple(repairs))
 
 
 def _items(content: str, name: str, offset: int, end: int) -> tuple[tuple[str, str], ...]:
@@ -523,28 +552,51 @@ def _text_fields(body: str, offset: int, end: int,
                                                                              strict=True)]
 
 
-def _sequences(fields: list[Field], line: int, end: int) -> Sequence:
+def _sequences(fields: list[Field], line: int, end: int, source: str,
+               repairs: list[Problem]) -> Sequence:
+    """The tree of :16R:/:16S: sequences. Two flaws are read past with a warning: a :16S:
+    naming no open sequence closes the innermost one (a misspelt name: ':16S:TRADFOO' for
+    TRADDET), and sequences still open when block 4 ends are closed there — an empty one is
+    left out, as it holds nothing. A :16S: closing an outer sequence past an inner one still
+    open, or closing nothing, leaves the nesting unknowable: the message is damaged."""
     # One frame per open sequence: name, line of its :16R:, own fields, children.
     stack: list[tuple[str, int, list[Field], list[Sequence]]] = [("", line, [], [])]
+
+    def close() -> None:
+        name, opened, own, children = stack.pop()
+        stack[-1][3].append(Sequence(name, tuple(own), tuple(children), opened))
+
     for f in fields:
         if f.tag == "16R":
             stack.append((f.text, f.line, [], []))
         elif f.tag == "16S":
-            name, opened, own, children = stack[-1]
+            name, opened, _, _ = stack[-1]
             if len(stack) == 1:
                 raise _Damaged(f":16S:{f.text} closes no open sequence", 0, end, f.line)
             if f.text != name:
-                raise _Damaged(f":16S:{f.text} closes :16R:{name} (opened at line {opened})",
-                               0, end, f.line)
-            stack.pop()
-            stack[-1][3].append(Sequence(name, tuple(own), tuple(children), opened))
+                if any(f.text == outer for outer, _, _, _ in stack[1:]):
+                    raise _Damaged(f":16S:{f.text} closes :16R:{name} (opened at line "
+                                   f"{opened})", 0, end, f.line)
+                repairs.append(warning(Rule.MT_MALFORMED, f":16S:{f.text} names no open "
+                                       f"sequence; read as closing :16R:{name} (opened at line "
+                                       f"{opened})", source, f.line))
+            close()
         else:
             stack[-1][2].append(f)
     if len(stack) > 1:
-        innermost, opened, _, _ = stack[-1]
+        innermost, opened, own, children = stack[-1]
         still_open = ", ".join(f":16R:{name} (line {at})" for name, at, _, _ in stack[1:])
-        raise _Damaged(f"block 4 ends before :16S:{innermost}; never closed: {still_open}",
-                       0, end, opened)
+        if own or children:  # a :16S: left out somewhere: where, the nesting does not say
+            raise _Damaged(f"block 4 ends before :16S:{innermost}; never closed: {still_open}",
+                           0, end, opened)
+        # Cut right after a :16R:: what came before it is whole, the rest is missing.
+        repairs.append(warning(
+            Rule.MT_MALFORMED, f"block 4 ends right after :16R:{innermost} (line {opened}): "
+            f"the message was cut short; read up to there, with {still_open} closed at its "
+            "end and the empty one left out", source, opened))
+        stack.pop()
+        while len(stack) > 1:
+            close()
     _, _, own, children = stack[0]
     return Sequence("", tuple(own), tuple(children), line)
 
@@ -645,12 +697,17 @@ def check_mandatory(message: FinMessage) -> list[Problem]:
              "a cancellation (23G:CANC) without :20C::PREV: in its linkages (rule E08)")
     activity = genl[0].first("17B", "ACTI") if genl and mt == "535" else None
     if activity is not None and (activity.value == "Y") != bool(body.find("SUBSAFE")):
+        # Rule C1 contradicted: the sequences present are what is read, with a warning.
         if activity.value == "Y":
-            lack(Rule.MT_MISSING_SEQUENCE, activity.line, ":17B::ACTI//Y (there are holdings) "
-                 "but no sequence SUBSAFE (rule C1, E66)")
+            problems.append(warning(
+                Rule.MT_MISSING_SEQUENCE, f"MT{mt}: :17B::ACTI//Y (there are holdings) but no "
+                "sequence SUBSAFE (rule C1, E66); no holdings are read from it",
+                message.source, activity.line))
         else:
-            lack(Rule.MT_MALFORMED, body.find("SUBSAFE")[0].line, ":17B::ACTI//N (no holdings) "
-                 "but a sequence SUBSAFE (rule C1, E66)")
+            problems.append(warning(
+                Rule.MT_MALFORMED, f"MT{mt}: :17B::ACTI//N (no holdings) but a sequence SUBSAFE "
+                "(rule C1, E66); its holdings are read", message.source,
+                body.find("SUBSAFE")[0].line))
     return problems
 
 
@@ -691,14 +748,18 @@ def _read(text: str, source: str, types: dict[str, str],
                                     f"takes {known}", source, message.line))
             continue
         missing = check_mandatory(message)
-        if missing:
-            problems.extend(missing)
+        problems.extend(missing)
+        if any(not problem.is_warning for problem in missing):
             continue
+        notes: list[Problem] = []
         try:
-            results.extend(build(message, problems))
+            results.extend(build(message, notes))
         except _Rejected as rejected:
             problems.append(Problem(rejected.rule, f"MT{message.message_type}: {rejected.detail}",
                                     source, rejected.line or message.line))
+        problems.extend(note if note.source else
+                        Problem(note.rule, f"MT{message.message_type}: {note.detail}", source,
+                                note.line, note.severity) for note in notes)
     problems.sort(key=lambda problem: problem.line or 0)  # in the order of the file
     return results, problems
 
@@ -765,12 +826,22 @@ def _number(f: Field, text: str, what: str) -> Decimal:
 
 
 _QUANTITY = re.compile(r"([A-Z]{4})/(N?)(.*)", re.DOTALL)
+_QUANTITY_TYPES = ("UNIT", "FAMT", "AMOR")  # the quantity type codes of 36B and 93B
 
 
-def _quantity(f: Field, signed: bool = False) -> tuple[str, Decimal]:
-    """(type, quantity) of ':SETT//UNIT/1000,' (36B) or ':AGGR//UNIT/N5,' (93B, ``signed``)."""
-    match = _QUANTITY.fullmatch(f.value)
-    if f.issuer or match is None:
+def _quantity(f: Field, signed: bool = False,
+              notes: list[Problem] | None = None) -> tuple[str, Decimal]:
+    """(type, quantity) of ':SETT//UNIT/1000,' (36B) or ':AGGR//UNIT/N5,' (93B, ``signed``).
+    With ``notes``, ':SETT/UNIT/1000,' (one slash: the type where a data source scheme would
+    be; these fields have none) is read with a warning added to them."""
+    match = None if f.issuer else _QUANTITY.fullmatch(f.value)
+    if match is None and notes is not None and f.issuer in _QUANTITY_TYPES:
+        match = _QUANTITY.fullmatch(f"{f.issuer}/{f.value}")
+        if match is not None:
+            notes.append(warning(Rule.MT_MALFORMED, f":{f.tag}:{f.text} has one slash after "
+                                 f"the qualifier, not two; read as :{f.qualifier}//{f.issuer}/"
+                                 f"{f.value}", "", f.line))
+    if match is None:
         raise _Rejected(Rule.MT_MALFORMED, f":{f.tag}:{f.text} is not "
                                            f":{f.qualifier or 'QUAL'}//TYPE/quantity", f.line)
     kind, sign, text = match.groups()
@@ -880,10 +951,11 @@ _FUNCTIONS = {"NEWM": Function.NEW, "CANC": Function.CANCEL}
 
 def read_instructions(text: str, source: str) -> tuple[list[Instruction], list[Problem]]:
     """The settlement instructions (MT540–543) of ``text`` and the problems met."""
-    return _read(text, source, _INSTRUCTION_NAMES, lambda message, _: [_instruction(message)])
+    return _read(text, source, _INSTRUCTION_NAMES,
+                 lambda message, notes: [_instruction(message, notes)])
 
 
-def _instruction(message: FinMessage) -> Instruction:
+def _instruction(message: FinMessage, notes: list[Problem]) -> Instruction:
     direction, payment = _INSTRUCTION_TYPES[message.message_type]
     genl, traddet, fiac = (_one(message, path) for path in ("GENL", "TRADDET", "FIAC"))
     links = message.body.find("GENL", "LINK")
@@ -894,8 +966,9 @@ def _instruction(message: FinMessage) -> Instruction:
         raise _Rejected(Rule.INVALID_ISIN, f"the security is {named!r}, not an ISIN",
                         traddet.line)
     quantity_field = _needed(fiac, "36B", "SETT", "the quantity")
-    _, quantity = _quantity(quantity_field)
+    _, quantity = _quantity(quantity_field, notes=notes)
     _positive(quantity_field, quantity)
+    trade_date = traddet.first("98a", "TRAD")  # optional in MT540–543
     owner = fiac.first("95a", "ACOW")
     amount = currency = None
     if payment is Payment.AGAINST:
@@ -913,7 +986,7 @@ def _instruction(message: FinMessage) -> Instruction:
         reference=_needed(genl, "20C", "SEME", "the reference").value,
         function=_function(_needed(genl, "23G", "", "the function"), _FUNCTIONS),
         direction=direction, payment=payment,
-        trade_date=_moment(_needed(traddet, "98a", "TRAD", "the trade date")).date(),
+        trade_date=_moment(trade_date).date() if trade_date else None,
         settlement_date=_moment(_needed(traddet, "98a", "SETT", "the settlement date")).date(),
         isin=isin, quantity=quantity, amount=amount, currency=currency,
         account_owner=_party(owner) if owner else message.sender_bic,
@@ -941,10 +1014,11 @@ _QUANTITY_PREFERENCE = ("UNIT", "FAMT", "AMOR")
 
 def read_confirmations(text: str, source: str) -> tuple[list[Confirmation], list[Problem]]:
     """What settled, from the confirmations (MT544–547) of ``text``, and the problems met."""
-    return _read(text, source, _CONFIRMATION_NAMES, lambda message, _: [_confirmation(message)])
+    return _read(text, source, _CONFIRMATION_NAMES,
+                 lambda message, notes: [_confirmation(message, notes)])
 
 
-def _confirmation(message: FinMessage) -> Confirmation:
+def _confirmation(message: FinMessage, notes: list[Problem]) -> Confirmation:
     direction, payment = _CONFIRMATION_TYPES[message.message_type]
     genl, traddet, fiac = (_one(message, path) for path in ("GENL", "TRADDET", "FIAC"))
     function = _needed(genl, "23G", "", "the function")
@@ -959,13 +1033,13 @@ def _confirmation(message: FinMessage) -> Confirmation:
         extra["security_id"] = named
     settled: dict[str, Decimal] = {}  # the first settled quantity of each type
     for f in fiac.every("36B", "ESTT"):
-        settled.setdefault(*_quantity(f))
+        settled.setdefault(*_quantity(f, notes=notes))
     kind = next((k for k in _QUANTITY_PREFERENCE if k in settled), next(iter(settled)))
     _positive(fiac.first("36B", "ESTT"), settled[kind])
     if kind != "UNIT":
         extra["quantity_type"] = kind
     remaining_field = _anywhere(message.body, "36B", "RSTT")
-    remaining = _quantity(remaining_field)[1] if remaining_field else None
+    remaining = _quantity(remaining_field, notes=notes)[1] if remaining_field else None
     indicators = {(f.qualifier, f.value) for sequence in message.body.walk()
                   for f in sequence.every("22F")}
     partial = bool({("PARS", "PAIN"), ("STCO", "PART")} & indicators) \
@@ -1058,7 +1132,7 @@ def read_settlement_messages(text: str, source: str,
     def build(message: FinMessage, problems: list[Problem]) -> list[Confirmation | StatusAdvice]:
         if message.message_type == "548":
             return list(_status_advices(message, problems))
-        return [_confirmation(message)]
+        return [_confirmation(message, problems)]
 
     return _read(text, source, names, build)
 
@@ -1082,10 +1156,10 @@ class Holding:
 def read_holdings(text: str, source: str) -> tuple[list[Holding], list[Problem]]:
     """The aggregate holdings of the statements of holdings (MT535) of ``text``."""
     return _read(text, source, {"535": "statement of holdings"},
-                 lambda message, _: _holdings(message))
+                 lambda message, notes: _holdings(message, notes))
 
 
-def _holdings(message: FinMessage) -> list[Holding]:
+def _holdings(message: FinMessage, notes: list[Problem]) -> list[Holding]:
     genl = _one(message, "GENL")
     statement_date = _moment(_needed(genl, "98a", "STAT", "the statement date")).date()
     account = _account(_needed(genl, "97a", "SAFE", "the safekeeping account"))
@@ -1094,7 +1168,8 @@ def _holdings(message: FinMessage) -> list[Holding]:
         sub_account = subsafe.first("97a", "SAFE")
         for position in subsafe.find("FIN"):
             isin, named = _security(_needed(position, "35B", "", "the security"))
-            kind, quantity = _quantity(_needed(position, "93B", "AGGR", "the balance"), True)
+            kind, quantity = _quantity(_needed(position, "93B", "AGGR", "the balance"), True,
+                                       notes)
             holdings.append(Holding(
                 account=_account(sub_account) if sub_account else account, isin=isin,
                 quantity=quantity, statement_date=statement_date, quantity_type=kind,
@@ -1260,7 +1335,8 @@ def _compose(i: Instruction, sender_bic: str, receiver_bic: str) -> tuple[str, l
     if not isin_number.is_valid(i.isin) or i.isin != i.isin.upper():
         w.refuse(Rule.INVALID_ISIN, f"{i.isin!r} is not a valid ISIN")
     w.sequence("TRADDET", f":98A::SETT//{_yyyymmdd(i.settlement_date)}",
-               f":98A::TRAD//{_yyyymmdd(i.trade_date)}", f":35B:ISIN {i.isin}")
+               *([f":98A::TRAD//{_yyyymmdd(i.trade_date)}"] if i.trade_date else []),
+               f":35B:ISIN {i.isin}")
     # C: financial instrument and account
     if i.quantity <= 0:
         w.refuse(Rule.NON_POSITIVE_QUANTITY, f"the quantity {i.quantity} is not positive")

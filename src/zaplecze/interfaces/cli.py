@@ -394,11 +394,13 @@ def cmd_settle(args: argparse.Namespace) -> int:
                 raise UsageError(f"{path} is not a file")
         report = settlement_desk.receive(engine, args.files, day, args.xsd_dir)
         for problem in report.problems:
-            print(f"rejected {problem}")
+            print(f"{'read' if problem.is_warning else 'rejected'} {problem}")
+        refused = _refusals(report.problems)
         print(f"{report.applied} message(s) applied, {report.unchanged} already received, "
-              f"{len(report.problems)} rejected; {report.settled_entries} settlement "
+              f"{refused} rejected{_warned(report.problems, ' read with a warning')}; "
+              f"{report.settled_entries} settlement "
               f"entr{'y' if report.settled_entries == 1 else 'ies'} booked", file=sys.stderr)
-        return 1 if report.problems else 0
+        return 1 if refused else 0
     if action == "simulate":
         files = settlement_desk.simulate(engine, day, args.out)
         print(f"the stand-in depository wrote {len(files)} message(s) to {args.out}",
@@ -406,6 +408,17 @@ def cmd_settle(args: argparse.Namespace) -> int:
         return 0
     print(settlement_desk.act(engine, args.reference, action, day, _cli_actor()))
     return 0
+
+
+def _refusals(problems: list[Any]) -> int:
+    """How many of ``problems`` refused what they are about (the rest are warnings: read)."""
+    return sum(1 for problem in problems if not problem.is_warning)
+
+
+def _warned(problems: list[Any], what: str = " warning(s)") -> str:
+    """', N warning(s)' for the warnings among ``problems``; nothing when there are none."""
+    warnings = len(problems) - _refusals(problems)
+    return f", {warnings}{what}" if warnings else ""
 
 
 def _cli_actor(who: str | None = None) -> Any:
@@ -438,7 +451,7 @@ def cmd_recon(args: argparse.Namespace) -> int:
         engine, args.file, args.by, args.date or dt.date.today(), args.recon_command,
         args.xsd_dir, getattr(args, "depository", None))
     for problem in report.problems:
-        print(f"problem {problem}")
+        print(f"{'warning' if problem.is_warning else 'problem'} {problem}")
     for b in report.new:
         print(f"new break {b.break_id} {b.kind.value}: {b.subject} (ours {b.ours}, "
               f"theirs {b.theirs})")
@@ -447,8 +460,8 @@ def cmd_recon(args: argparse.Namespace) -> int:
     print(f"{report.statements} statement(s) reconciled, {report.unchanged} received before; "
           f"{report.matched} matched, {len(report.new)} new break(s), {len(report.updated)} "
           f"seen again, {len(report.auto_resolved)} resolved by the statement; "
-          f"{len(report.problems)} problem(s)", file=sys.stderr)
-    return 1 if report.problems else 0
+          f"{_refusals(report.problems)} problem(s){_warned(report.problems)}", file=sys.stderr)
+    return 1 if _refusals(report.problems) else 0
 
 
 def cmd_ca(args: argparse.Namespace) -> int:
@@ -461,13 +474,14 @@ def cmd_ca(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.file} is not a file")
         report = ca_desk.announce(engine, args.file, args.by)
         for problem in report.problems:
-            print(f"problem {problem}")
+            print(f"{'warning' if problem.is_warning else 'problem'} {problem}")
         for record in report.events:
             print(f"{record.event_id} {record.event_type} {record.isin or '-'}: "
                   f"{record.status.value}")
-        print(f"{len(report.events)} event(s) announced or amended, {len(report.problems)} "
-              f"problem(s)", file=sys.stderr)
-        return 1 if report.problems else 0
+        print(f"{len(report.events)} event(s) announced or amended, "
+              f"{_refusals(report.problems)} problem(s){_warned(report.problems)}",
+              file=sys.stderr)
+        return 1 if _refusals(report.problems) else 0
     if args.ca_command == "compute":
         record, shown = ca_desk.compute(engine, args.event_id, args.by,
                                         actor=_cli_actor(args.by))

@@ -96,6 +96,15 @@ class Rule(StrEnum):
     CLAIM_NOT_OPEN = "claim_not_open"
 
 
+class Severity(StrEnum):
+    """ERROR: the input (row, message) was refused. WARNING: it broke the rule but was still
+    read, and the detail says what was assumed — e.g. a SWIFT message whose sequence is closed
+    under a misspelt name. A warning never stops what it is about."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """A business rule broken by one input: where, which rule, and the numbers behind it."""
@@ -104,15 +113,26 @@ class Problem:
     detail: str
     source: str = ""  # file name (or message source)
     line: int | None = None  # physical line, header = 1; or a FIX MsgSeqNum
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity is Severity.WARNING
 
     def located(self, source: str, line: int | None) -> Problem:
-        return Problem(self.rule, self.detail, source, line)
+        return Problem(self.rule, self.detail, source, line, self.severity)
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        rule = f"{self.rule.value} (warning, read)" if self.is_warning else self.rule.value
         if where:
-            return f"{where}: {self.rule.value}: {self.detail}"
-        return f"{self.rule.value}: {self.detail}"
+            return f"{where}: {rule}: {self.detail}"
+        return f"{rule}: {self.detail}"
+
+
+def warning(rule: Rule, detail: str, source: str = "", line: int | None = None) -> Problem:
+    """A problem that did not stop the input it is about (see ``Severity``)."""
+    return Problem(rule, detail, source, line, Severity.WARNING)
 
 
 class BookError(Exception):

@@ -320,7 +320,7 @@ def _next_sequence(connection: Connection) -> int:
 
 def _instruction_record(instruction: Instruction, counterparty: str, sequence: int,
                         day: dt.date) -> dict[str, Any]:
-    assert instruction.creation is not None
+    assert instruction.creation is not None and instruction.trade_date is not None  # ours
     return {"reference": instruction.reference, "sequence": sequence,
             "function": instruction.function.value, "direction": instruction.direction.value,
             "payment": instruction.payment.value,
@@ -486,11 +486,13 @@ def keep_problems(connection: Connection, problems: Sequence[Problem],
     for problem in problems:
         where = re.fullmatch(r"(.+):(\d+)", problem.source or "")
         if where and problem.line is None:  # a reader's "file:line" source, kept apart
-            problem = Problem(problem.rule, problem.detail, where[1], int(where[2]))
+            problem = problem.located(where[1], int(where[2]))
         digest = hashlib.sha256(f"{problem.source}|{problem.line}|{problem.rule.value}|"
                                 f"{problem.detail}".encode()).hexdigest()
+        detail = f"read, with a warning: {problem.detail}" if problem.is_warning \
+            else problem.detail
         records[digest] = {"file": (problem.source or "settlement")[:64], "line": problem.line,
-                           "reason": problem.rule.value, "detail": problem.detail,
+                           "reason": problem.rule.value, "detail": detail,
                            "source_key": source_key[:160], "fingerprint": digest,
                            "recorded_at": now}
     m = repo.mark(connection)

@@ -72,7 +72,7 @@ class Instruction:
     function: Function
     direction: Direction
     payment: Payment
-    trade_date: dt.date
+    trade_date: dt.date | None  # None only as read from a message that gives none (optional)
     settlement_date: dt.date  # intended settlement date (ISD)
     isin: str
     quantity: Decimal  # positive, in units
