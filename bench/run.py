@@ -22,10 +22,10 @@ Figures:
  7. settlement, in-process on the SQLite book (bench/settlement_bench.py): netting every trade
     into obligations and making their instructions (seconds), and writing their ISO 20022
     sese.023 files (messages/s), a sample validated against the official schema;
- 8. the REST API over loopback on the SQLite book (bench/api_bench.py): one uvicorn worker,
-    an open loop of 200 requests/s for 30 s (one account's positions as of a date, one
-    account's blotter page), p50/p90/p99 latency from each request's scheduled start; then a
-    closed loop of 8 clients for the sustainable throughput.
+ 8. the REST API over loopback on the SQLite book (bench/api_bench.py): `zaplecze serve
+    --workers 2`, an open loop of 200 requests/s for 30 s after a warm-up (one account's
+    positions as of a date, one account's blotter page), p50/p90/p99 latency from each
+    request's scheduled start; then a closed loop of 8 clients for the sustainable throughput.
 Peak memory is the child's own maximum resident set size, read with os.wait4 per child.
 """
 

@@ -36,11 +36,12 @@ def tune_for_batch() -> None:
     gc.set_threshold(*BATCH_GC_THRESHOLD)
 
 
-def open_book(url: str | None, *, create: bool = False) -> Book:
-    """Open (and with ``create`` initialise) the book; a clear ``BookError`` when it can't."""
+def open_book(url: str | None, *, create: bool = False, read_mostly: bool = False) -> Book:
+    """Open (and with ``create`` initialise) the book; a clear ``BookError`` when it can't.
+    ``read_mostly``: for a server of many small reads (see ``store.db.open_engine``)."""
     resolved = resolve_url(url)
     try:
-        engine = open_engine(resolved)
+        engine = open_engine(resolved, read_mostly=read_mostly)
         if create:
             from zaplecze.store import migrate  # Alembic is only needed to create or migrate
 

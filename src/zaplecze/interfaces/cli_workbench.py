@@ -23,6 +23,10 @@ def add_parsers(commands: Any, operator: str) -> None:
         "but a loopback address: cookies are Secure.")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_at_least_one, default=1, metavar="N",
+                       help="server processes (default 1); one per core for many users")
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false",
+                       help="do not log each request")
 
     user = commands.add_parser("user", help="staff users: add, list, roles, TOTP, API tokens")
     actions = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -78,15 +82,23 @@ def _password(username: str) -> str:
     return first
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace, book: Any) -> int:
-    import uvicorn
+    from zaplecze.interfaces.web.server import serve
 
-    from zaplecze.interfaces.web.app import create_app
-
-    print(f"Zaplecze workbench on http://{args.host}:{args.port}/ (API docs at /api/docs)",
-          file=sys.stderr)
-    uvicorn.run(create_app(book), host=args.host, port=args.port, log_level="info",
-                proxy_headers=True)
+    print(f"Zaplecze workbench on http://{args.host}:{args.port}/ (API docs at /api/docs), "
+          f"{args.workers} worker process(es)", file=sys.stderr)
+    book.engine.dispose()  # each worker opens the book itself
+    serve(book.url, args.host, args.port, args.workers, access_log=args.access_log)
     return 0
 
 

@@ -39,17 +39,25 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def open_engine(url: str | None = None) -> Engine:
-    """An engine for the book at ``url`` (or ZAPLECZE_DB, or ./zaplecze.db)."""
+# A server answering many small reads (the workbench) maps the SQLite file into memory: a page
+# is then read without a system call (measured: one worker's throughput on a 1,000,000-trade
+# book rose from 160 to 216 requests/s). Batch commands do not: mapped pages count in their
+# resident memory, which the load's peak-memory figure reports.
+SQLITE_MMAP_BYTES = 64 * 2**30  # at most; SQLite maps no more than the file's size
+
+
+def open_engine(url: str | None = None, *, read_mostly: bool = False) -> Engine:
+    """An engine for the book at ``url`` (or ZAPLECZE_DB, or ./zaplecze.db); ``read_mostly``
+    for a server of many small reads (SQLite: memory-mapped I/O)."""
     target = _driver_url(resolve_url(url))
     if target.startswith("sqlite"):
         engine = create_engine(target, connect_args={"timeout": 60})
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, SQLITE_MMAP_BYTES if read_mostly else 0)
         return engine
     return create_engine(target, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def _sqlite_pragmas(engine: Engine, mmap_bytes: int) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -61,6 +69,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # 128 MiB of page cache (the default is 2 MiB): a book of millions of postings keeps
         # its index pages in memory instead of re-reading them for every batch.
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        if mmap_bytes:
+            cursor.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -8,8 +8,12 @@ Every route is checked by ``auth.authorize`` against ``policy.POLICY``.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -50,8 +54,22 @@ async def refuse_nul(request: Request) -> None:
         raise problems.ApiProblem(400, "invalid_character", "the request holds a NUL character")
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The endpoints read the book in threads; Python runs one at a time, so the default 40
+    # threads only queue on the interpreter lock and the database's caches. A few suffice.
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = app.state.settings.threads
+    # What is alive now (modules, the app, its routes) lives as long as the process: moved out
+    # of the collector's generations, a full collection no longer walks it between requests.
+    gc.collect()
+    gc.freeze()
+    yield
+
+
 def create_app(book: Book, settings: WebSettings | None = None) -> FastAPI:
     app = FastAPI(title="Zaplecze", version=__version__, dependencies=[Depends(refuse_nul)],
+                  lifespan=_lifespan,
                   description="The back office's REST API: trades, positions and cash, "
                   "settlement, corporate actions, reconciliation breaks, the audit trail. "
                   "Decimals are exact, as strings. Errors are RFC 9457 problem details with "
@@ -104,4 +122,4 @@ def app_from_environment() -> FastAPI:
     workers, a process manager): the book named by $ZAPLECZE_DB."""
     from zaplecze.bootstrap import open_book
 
-    return create_app(open_book(None))
+    return create_app(open_book(None, read_mostly=True))

@@ -21,4 +21,7 @@ class WebSettings:
     # and 127.0.0.1, so the default holds for a loopback `zaplecze serve` too.
     secure_cookies: bool = True
     page_size_max: int = 1_000
+    # Threads of one server process that read the book at once (see app._lifespan); more
+    # processes (``zaplecze serve --workers``) use more cores.
+    threads: int = 4
     clock: Callable[[], dt.datetime] = field(default=_utc_now)
