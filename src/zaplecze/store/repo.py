@@ -238,13 +238,22 @@ def projected_settled_cash(connection: Connection, gl_account: str, currency: st
     return int(final or 0) + int(due or 0)
 
 
+def _whole_scan(connection: Connection) -> str:
+    """For a sum over most of the journal, SQLite is told to read the table straight through.
+    Left to itself it walks the (asset, GL account) index for the grouping and fetches each
+    posting's row from there: on the million-trade book (9.9 million postings) a balance as of a
+    past date took 10.3 s that way and 1.7 s straight through, the whole fold 22.1 s and 9.5 s.
+    PostgreSQL's planner scans and hashes anyway."""
+    return " NOT INDEXED" if connection.dialect.name == "sqlite" else ""
+
+
 def balances_as_of(connection: Connection, day: dt.date, basis: str,
                    prefixes: Sequence[str] = ()) -> dict[tuple[str, str], int]:
     """Σ postings per (GL account, asset) on a basis as of the end of ``day``."""
     m = mark(connection)
     values = basis_values(basis)
-    query = (f"SELECT gl_account, asset, SUM(amount) FROM postings WHERE basis IN ({m}, {m}) "
-             f"AND business_date <= {m}")
+    query = (f"SELECT gl_account, asset, SUM(amount) FROM postings{_whole_scan(connection)} "
+             f"WHERE basis IN ({m}, {m}) AND business_date <= {m}")
     params: list[object] = [values[0], values[1], day.isoformat()]
     if prefixes:
         query += " AND (" + " OR ".join(f"gl_account LIKE {m}" for _ in prefixes) + ")"
@@ -264,7 +273,7 @@ def folded_balances(connection: Connection) -> dict[tuple[str, str, str], int]:
     """The whole journal folded per (account, asset, view): what ``balances`` must equal."""
     result: dict[tuple[str, str, str], int] = {}
     for account, asset, basis, total in connection.exec_driver_sql(
-            "SELECT gl_account, asset, basis, SUM(amount) FROM postings "
+            f"SELECT gl_account, asset, basis, SUM(amount) FROM postings{_whole_scan(connection)} "
             "GROUP BY gl_account, asset, basis"):
         views = ("T", "S") if basis == "B" else (basis,)
         for view in views:
