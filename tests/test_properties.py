@@ -14,7 +14,8 @@ Each book is initialised, loaded and run through end of day, then ``check_book``
 - the stock record balances on both bases at several dates (Σ balances per asset = 0) and the
   stock-record report shows break "0" everywhere;
 - positions and cash reports = our own fold of the postings table, by basis and date; the
-  product's ``balances_as_of`` = the same fold;
+  product's ``balances_as_of`` = the same fold, and its ``cash_as_of`` (cash by day) = the
+  fold's currencies;
 - stored balances (``repo.stored_balances``) = folded balances (``repo.folded_balances``) = our
   own fold of the whole journal;
 - a CANCEL (VOID) nets its trade, with everything linked to it, to zero on trade basis from the
@@ -495,6 +496,9 @@ def check_day(engine: Any, journal: Journal, day: dt.date) -> None:
             f"the stock record / cash book does not balance on {basis} basis at {day}"
         with engine.connect() as connection:
             assert repo.balances_as_of(connection, day, basis) == folded, (day, basis)
+            assert repo.cash_as_of(connection, day, basis) == {
+                key: amount for key, amount in folded.items() if key[1] not in instruments}, \
+                f"cash by day differs from the fold on {basis} basis at {day}"
         expected_positions = sorted(
             (_owner_id(account), asset, plain(Fraction(amount, 10**instruments[asset][0])))
             for (account, asset), amount in folded.items()

@@ -38,7 +38,7 @@ from zaplecze.corporate_actions.apply import (
 from zaplecze.corporate_actions.lifecycle import EventRecord, payload_hash
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.calendar import SettlementCalendar, weekdays
-from zaplecze.kernel.money import currency_scale, decimal_of, round_half_up, units
+from zaplecze.kernel.money import currency_scale, decimal_of, is_currency, round_half_up, units
 from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, Phase, settle, void
@@ -429,3 +429,8 @@ def check_stored_balances(connection: Connection) -> None:
     if stored != folded:
         differing = sorted(set(stored.items()) ^ set(folded.items()))[:3]
         raise InvariantBroken(f"stored balances differ from the journal's fold: {differing}")
+    stored_cash = {key: amount for key, amount in stored.items() if is_currency(key[1])}
+    by_day = repo.folded_cash_days(connection)
+    if stored_cash != by_day:
+        differing = sorted(set(stored_cash.items()) ^ set(by_day.items()))[:3]
+        raise InvariantBroken(f"cash by day differs from the journal's fold: {differing}")

@@ -107,7 +107,7 @@ def _positions(connection: Connection, as_of: dt.date, basis: str) -> list[dict[
 
 
 def _cash(connection: Connection, as_of: dt.date, basis: str) -> list[dict[str, str]]:
-    return builders.cash(repo.balances_as_of(connection, as_of, basis, ("client", "house")))
+    return builders.cash(repo.cash_as_of(connection, as_of, basis, ("client", "house")))
 
 
 def _realized(connection: Connection, start: dt.date, end: dt.date) -> list[dict[str, str]]:
@@ -127,7 +127,7 @@ def _dividends(connection: Connection, start: dt.date, end: dt.date) -> list[dic
 
 
 def _trial_balance(connection: Connection, as_of: dt.date) -> list[dict[str, str]]:
-    return builders.trial_balance(repo.balances_as_of(connection, as_of, "trade"))
+    return builders.trial_balance(repo.cash_as_of(connection, as_of, "trade"))
 
 
 def _rejected(connection: Connection) -> list[dict[str, Any]]:

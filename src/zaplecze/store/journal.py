@@ -1,6 +1,6 @@
 """The journal writer: appends entries in order, chains their hashes, keeps the materialised
-balances, and checks every entry balances — in Python before writing, and by the database in
-the same transaction (PostgreSQL: a statement trigger; SQLite: a verification query)."""
+balances and cash by day, and checks every entry balances — in Python before writing, and by the
+database in the same transaction (PostgreSQL: a statement trigger; SQLite: a verification query)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from zaplecze.kernel.money import is_currency
 from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger.chain import GENESIS, entry_hash
 from zaplecze.ledger.model import Basis, Entry, unbalanced_assets
@@ -45,6 +46,7 @@ class JournalWriter:
         self._entries: list[tuple[object, ...]] = []
         self._postings: list[tuple[object, ...]] = []
         self._deltas: dict[tuple[str, str, str], int] = {}
+        self._cash_days: dict[tuple[str, str, str, str], int] = {}
         self.written = 0
 
     def append(self, entry: Entry) -> int:
@@ -65,9 +67,13 @@ class JournalWriter:
         for line, posting in enumerate(entry.postings, start=1):
             self._postings.append((sequence, line, posting.gl_account, posting.asset,
                                    posting.amount, basis.value, day))
+            cash = _is_cash(posting.asset)
             for view in _views(basis):
                 key = (posting.gl_account, posting.asset, view)
                 self._deltas[key] = self._deltas.get(key, 0) + posting.amount
+                if cash:
+                    day_key = (view, day, posting.gl_account, posting.asset)
+                    self._cash_days[day_key] = self._cash_days.get(day_key, 0) + posting.amount
         self.head = Head(sequence, digest)
         return sequence
 
@@ -89,9 +95,10 @@ class JournalWriter:
             self._insert("postings", POSTING_COLUMNS, self._postings)
             self._verify_balanced(first, last)
         self._upsert_balances()
+        self._upsert_cash_days()
         count = len(self._entries)
         self.written += count
-        self._entries, self._postings, self._deltas = [], [], {}
+        self._entries, self._postings, self._deltas, self._cash_days = [], [], {}, {}
         return count
 
     def _insert(self, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
@@ -132,6 +139,31 @@ class JournalWriter:
             cursor.executemany(sql, sorted(rows))
         finally:
             cursor.close()
+
+    def _upsert_cash_days(self) -> None:
+        rows = [(*key, amount) for key, amount in self._cash_days.items() if amount]
+        if not rows:
+            return
+        sql = ("INSERT INTO cash_by_day (basis, business_date, gl_account, currency, amount) "
+               f"VALUES ({_placeholders(self.connection, 5)}) ON CONFLICT (basis, "
+               "business_date, gl_account, currency) DO UPDATE SET amount = cash_by_day.amount "
+               "+ excluded.amount")
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.executemany(sql, sorted(rows))
+        finally:
+            cursor.close()
+
+
+_CASH_ASSETS: dict[str, bool] = {}
+
+
+def _is_cash(asset: str) -> bool:
+    """A currency (three letters, ISO 4217) rather than an instrument (a twelve-character ISIN)."""
+    known = _CASH_ASSETS.get(asset)
+    if known is None:
+        known = _CASH_ASSETS[asset] = is_currency(asset)
+    return known
 
 
 def _views(basis: Basis) -> tuple[str, ...]:

@@ -264,6 +264,33 @@ def balances_as_of(connection: Connection, day: dt.date, basis: str,
             if int(total) != 0}
 
 
+def cash_as_of(connection: Connection, day: dt.date, basis: str,
+               prefixes: Sequence[str] = ()) -> dict[tuple[str, str], int]:
+    """Σ cash postings per (GL account, currency) on a basis as of the end of ``day``, summed
+    over the days of ``cash_by_day``: the same figures as ``balances_as_of`` gives for the
+    currencies, from a few rows a day per account instead of every posting."""
+    m = mark(connection)
+    query = (f"SELECT gl_account, currency, SUM(amount) FROM cash_by_day "
+             f"WHERE basis = {m} AND business_date <= {m}")
+    params: list[object] = ["T" if basis == "trade" else "S", day.isoformat()]
+    if prefixes:
+        query += " AND (" + " OR ".join(f"gl_account LIKE {m}" for _ in prefixes) + ")"
+        params += [f"{prefix}:%" for prefix in prefixes]
+    query += " GROUP BY gl_account, currency"
+    return {(str(account), str(currency)): int(total)
+            for account, currency, total in connection.exec_driver_sql(query, tuple(params))
+            if int(total) != 0}
+
+
+def folded_cash_days(connection: Connection) -> dict[tuple[str, str, str], int]:
+    """``cash_by_day`` summed over all days per (account, currency, view): what the stored
+    cash balances must equal."""
+    return {(str(account), str(currency), str(view)): int(total)
+            for account, currency, view, total in connection.exec_driver_sql(
+                "SELECT gl_account, currency, basis, SUM(amount) FROM cash_by_day "
+                "GROUP BY gl_account, currency, basis") if int(total)}
+
+
 def stored_balances(connection: Connection) -> dict[tuple[str, str, str], int]:
     return {(row.gl_account, row.asset, row.basis): int(row.amount)
             for row in connection.execute(select(schema.balances)) if row.amount}

@@ -187,6 +187,19 @@ balances = Table(
     Column("amount", BigInteger, nullable=False),
 )
 
+# The day's change in every cash balance per (view, business date, GL account, currency): a
+# cache written with each entry, so that cash and the trial balance as of any date are a sum
+# over days rather than over every posting (checked against the fold at end of day).
+cash_by_day = Table(
+    "cash_by_day", metadata,
+    Column("basis", String(1), primary_key=True),  # T (trade) or S (settlement)
+    Column("business_date", Date, primary_key=True),
+    Column("gl_account", String(96), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 entitlements = Table(
     "entitlements", metadata,
     Column("event_id", String(64), primary_key=True),
