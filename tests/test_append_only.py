@@ -407,3 +407,59 @@ def copy_journal(source: str, target: str) -> None:
             time.sleep(0.05)
         admin.execute(f"DROP DATABASE {name}")
         admin.execute(f"CREATE DATABASE {name} TEMPLATE {origin_name}")
+
+
+def _insert_guards(raw: Raw) -> list[tuple[str, str]]:
+    return raw.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                    "('entries_append_only_replace', 'postings_append_only_replace') "
+                    "ORDER BY name")
+
+
+def test_the_writer_lifts_sqlites_insert_guards_only_inside_its_own_transaction(
+        journals: Journals, tmp_path: Path) -> None:
+    """The journal writer inserts with SQLite's INSERT OR REPLACE triggers dropped, inside its
+    write transaction, and creates them again from their stored text before it commits. Whether
+    the flush succeeds or fails, the guards afterwards are exactly those before; while the
+    writer's transaction is open, no other connection can write at all. (SQLite only:
+    PostgreSQL's guards are statement triggers, never lifted.)"""
+    book_url = f"sqlite:///{tmp_path / 'copy.db'}"
+    copy_journal(journals.get(book_url), book_url)
+    raw = Raw(book_url)
+    engine = open_engine(book_url)
+    try:
+        guards = _insert_guards(raw)
+        assert [name for name, _ in guards] == ["entries_append_only_replace",
+                                                "postings_append_only_replace"]
+        taken = raw.rows("SELECT entry_key FROM entries ORDER BY sequence LIMIT 1")[0][0]
+        duplicate = Entry(key=taken, kind=EntryKind.CASH, phase=Phase.POSTED,
+                          business_date=dt.date(2024, 6, 28), account="C01",
+                          postings=BALANCED.postings)
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), \
+                write_transaction(engine) as connection:
+            writer = JournalWriter(connection)
+            writer.append(duplicate)
+            writer.flush()
+        assert _insert_guards(raw) == guards
+        before = dump(raw)
+        with write_transaction(engine) as connection:
+            writer = JournalWriter(connection)
+            writer.append(BALANCED)
+            assert writer.flush() == 1
+            other = sqlite3.connect(book_url.removeprefix("sqlite:///"), timeout=0,
+                                    isolation_level=None)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+        assert _insert_guards(raw) == guards
+        entries, _ = dump(raw)
+        assert entries[:-1] == before[0]
+        forged = tuple("tampered" if column == "memo" else value
+                       for column, value in zip(ENTRY_COLUMNS, entries[-1], strict=True))
+        refusal = raw.attempt(f"INSERT OR REPLACE INTO entries ({', '.join(ENTRY_COLUMNS)}) "
+                              f"VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})", *forged)
+        assert refusal is not None and "append-only" in refusal
+    finally:
+        engine.dispose()
+        raw.close()
