@@ -8,8 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from sqlalchemy import create_engine
-from tests.conftest import zaplecze_in_process
 
+from conftest import zaplecze_in_process
 from zaplecze.store import migrate, repo
 from zaplecze.store.db import open_engine
 
