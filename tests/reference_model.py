@@ -17,7 +17,8 @@ contract is silent (each marked ``Interpretation`` below):
 - corporate-action cash is credited on ``max(pay_date, ex_date)`` (no cash before the event);
 - a pending trade's transformed quantity is truncated toward zero at the resulting security's
   quantity scale;
-- a SELL larger than the position takes the lots it finds and no more (no short lot).
+- a SELL larger than the position takes the lots it finds and no more (no short lot);
+- a quantity that is not a terminating decimal (a fraction in lieu) is written at 12 places.
 """
 
 from __future__ import annotations
@@ -79,12 +80,26 @@ def money(value: Decimal | Fraction, currency: str) -> str:
     return format(half_up(value, places), "f")
 
 
+FRACTION_PLACES = 12
+
+
 def plain(value: Fraction | Decimal) -> str:
-    """A quantity written exactly, without trailing zeros."""
-    number = to_decimal(Fraction(value))
+    """A quantity written exactly, without trailing zeros. Interpretation: a quantity that is
+    not a terminating decimal (a third of a share paid in lieu after a 2-for-3 ratio) is
+    written rounded half-up at 12 decimal places."""
+    exact = Fraction(value)
+    number = to_decimal(exact) if _terminates(exact) else half_up(exact, FRACTION_PLACES)
     if number == number.to_integral_value():
         return str(int(number))
     return format(number.normalize(), "f")
+
+
+def _terminates(value: Fraction) -> bool:
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    return denominator == 1
 
 
 def number(text: str) -> Decimal | None:

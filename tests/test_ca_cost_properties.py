@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from hypothesis import event as label
@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from zaplecze.accounting.lots import LotBook, replay
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
+from zaplecze.kernel.limits import FRACTION_PLACES
 from zaplecze.refdata.model import Instrument, LotMethod
 from zaplecze.trading.model import Side, Trade
 
@@ -251,7 +252,7 @@ def assert_cash_in_lieu(book: LotBook, event: CorporateAction, fraction: Fractio
     quantity, proceeds, row_cost = rows[0]
     assert row_cost == cost
     assert proceeds == half_up_cents(fraction * Fraction(event.fraction_price))
-    if terminates(fraction):  # else see test_a_non_terminating_fraction_is_kept_to_60_digits
+    if terminates(fraction):  # else see test_a_non_terminating_fraction_is_written_to_12_places
         assert Fraction(quantity) == fraction
 
 
@@ -264,10 +265,14 @@ def terminates(value: Fraction) -> bool:
     return denominator == 1
 
 
-def sixty_digits(value: Fraction) -> Decimal:
-    """``value`` to 60 significant digits, half-up (the kernel's arithmetic context)."""
-    context = Context(prec=60, rounding=ROUND_HALF_UP)
-    return context.divide(Decimal(value.numerator), Decimal(value.denominator))
+def twelve_places(value: Fraction) -> Decimal:
+    """``value`` rounded half-up at 12 decimals (FRACTION_PLACES), worked out apart from the
+    kernel: whole units of 10^-12 and the remainder compared with a half."""
+    exact = value * 10**12
+    whole, rest = divmod(exact.numerator, exact.denominator)
+    if 2 * rest >= exact.denominator:
+        whole += 1
+    return Decimal(whole).scaleb(-12)
 
 
 # -- 1. SPLIT and STOCK_DIVIDEND -----------------------------------------------------------------
@@ -406,12 +411,12 @@ def test_open_lots_add_up_to_the_position_for_every_method(data: st.DataObject) 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 200))
 @example(3, 1, 1)  # 1 share, 3:1 reverse split: 1/3 of a share paid in lieu
-def test_a_non_terminating_fraction_is_kept_to_60_digits(old: int, new: int,
-                                                         shares: int) -> None:
-    """lots.py's ``_decimal`` promises the quantity of a cash-in-lieu row that is not a
-    terminating decimal (1/3 of a share) as a 60-digit Decimal (the kernel's 60-digit context):
-    for a SPLIT old:new of ``shares`` whole shares (scale 0), the row's quantity is
-    frac(shares x new / old) to 60 significant digits, half-up; exactly when it terminates.
+def test_a_non_terminating_fraction_is_written_to_12_places(old: int, new: int,
+                                                            shares: int) -> None:
+    """lots.py's ``_decimal`` writes the quantity of a cash-in-lieu row that is not a
+    terminating decimal (1/3 of a share) rounded half-up at 12 decimals (FRACTION_PLACES; the
+    contract is silent): for a SPLIT old:new of ``shares`` whole shares (scale 0), the row's
+    quantity is frac(shares x new / old) at 12 places; exactly when it terminates.
     The cost bookkeeping is covered above; this checks the quantity alone."""
     event = CorporateAction("CA-SPLIT", CaKind.SPLIT, OLD, START + dt.timedelta(days=1), START,
                             START + dt.timedelta(days=3), ratio_old=Decimal(old),
@@ -428,4 +433,5 @@ def test_a_non_terminating_fraction_is_kept_to_60_digits(old: int, new: int,
     if terminates(fraction):
         assert Fraction(quantity) == fraction
     else:
-        assert quantity == sixty_digits(fraction)
+        assert quantity == twelve_places(fraction)
+        assert FRACTION_PLACES == 12

@@ -226,6 +226,27 @@ def test_a_pending_buy_across_a_reverse_split_counts_as_its_whole_new_shares(
     assert run_both(book_url, folder, days, _day("2024-06-10"), _day("2024-06-12")) == []
 
 
+def test_a_third_of_a_share_in_lieu_is_written_at_twelve_places(book_url: str,
+                                                                 tmp_path: Path) -> None:
+    """C1 holds 100 PKO (5,000.00); PKO's 3-for-2 reverse split (2 new for 3 old) is ex
+    2024-06-11: 100 × 2/3 = 66⅔, so 66 stay and ⅔ of a share is paid in lieu at 30.00 (20.00)
+    at cost 5,000.00 × (2/3) / (200/3) = 50.00. The contract writes quantities exactly; ⅔ has
+    no exact decimal, so both sides write it at 12 places, half-up: 0.666666666667."""
+    folder = _folder(
+        tmp_path,
+        cash=CASH + "M1,C1,2024-06-03,PLN,100000.00,DEPOSIT,\n",
+        trades=TRADES + "T1,NEW,C1,PLPKO0000016,BUY,100,50.00,PLN,2024-06-03,,,0,\n",
+        corporate_actions=EVENTS + "S1,SPLIT,PLPKO0000016,2024-06-11,2024-06-11,2024-06-11,"
+                                   "3,2,,,,,30.00\n")
+    model = ReferenceBook(folder)
+    assert model.realized(_day("2024-06-11"), _day("2024-06-11")) == [
+        {"account": "C1", "trade_id": "S1", "isin": "PLPKO0000016", "close_date": "2024-06-11",
+         "quantity": "0.666666666667", "proceeds": "20.00", "cost": "50.00", "gain": "-30.00",
+         "currency": "PLN"}]
+    days = [_day("2024-06-10"), _day("2024-06-11"), _day("2024-06-12")]
+    assert run_both(book_url, folder, days, _day("2024-06-03"), _day("2024-06-12")) == []
+
+
 def test_two_events_on_one_security_on_one_ex_date_apply_in_turn(book_url: str,
                                                                  tmp_path: Path) -> None:
     """C1 holds 100 KO; on 2024-06-06 KO splits 2-for-1 (E1) and then merges 1:1 into NVDA

@@ -19,7 +19,8 @@ from decimal import Decimal
 from fractions import Fraction
 
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
-from zaplecze.kernel.money import currency_scale, divide, round_half_up
+from zaplecze.kernel.limits import FRACTION_PLACES
+from zaplecze.kernel.money import currency_scale, round_half_up
 from zaplecze.refdata.model import Instrument, LotMethod
 from zaplecze.trading.model import Side, Trade
 
@@ -187,7 +188,9 @@ def fractional_part(quantity: Fraction, scale: int) -> Fraction:
 
 
 def _decimal(value: Fraction) -> Decimal:
-    """A Fraction that is a terminating decimal, exactly (cash-in-lieu fractions need not be)."""
+    """A Fraction that is a terminating decimal, exactly. A cash-in-lieu fraction need not be
+    one (a third of a share after a 2-for-3 ratio): it is written rounded half-up at
+    FRACTION_PLACES decimals, which the contract leaves open."""
     numerator, denominator = value.numerator, value.denominator
     twos = fives = 0
     while denominator % 2 == 0:
@@ -197,7 +200,7 @@ def _decimal(value: Fraction) -> Decimal:
         denominator //= 5
         fives += 1
     if denominator != 1:
-        return divide(Decimal(numerator), Decimal(value.denominator))  # 60 digits
+        return round_half_up(value, FRACTION_PLACES)
     places = max(twos, fives)
     return Decimal(numerator * 10**places // value.denominator).scaleb(-places)
 

@@ -6,5 +6,6 @@ FILE_ROWS_MAX = 20_000_000  # rows in one book-folder file
 FIELD_CHARS_MAX = 256  # characters in one CSV field
 SERIALIZABLE_RETRIES_MAX = 5  # PostgreSQL serialization failures retried per transaction
 QUANTITY_SCALE_MAX = 8  # decimals an instrument's quantity may declare
+FRACTION_PLACES = 12  # decimals a non-terminating cash-in-lieu fraction is written to (half-up)
 FIX_MESSAGE_BYTES_MAX = 65_536
 SQLITE_CACHE_KIB = 131_072  # SQLite page cache per connection

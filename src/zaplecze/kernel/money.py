@@ -107,12 +107,6 @@ def _round_fraction(value: Fraction, scale: int, *, half_up: bool) -> Decimal:
     return decimal_of(sign * whole, scale)
 
 
-def divide(dividend: Decimal, divisor: Decimal) -> Decimal:
-    """A quotient that may not terminate, to the kernel's 60 significant digits (half up),
-    whatever the caller's decimal context."""
-    return _CONTEXT.divide(dividend, divisor)
-
-
 def plain(value: Decimal) -> str:
     """A quantity written exactly, without trailing zeros and never in exponent form."""
     if value == value.to_integral_value():
