@@ -131,28 +131,35 @@ class JournalWriter:
     def _upsert_balances(self) -> None:
         rows = [(account, asset, basis, amount)
                 for (account, asset, basis), amount in self._deltas.items() if amount]
-        if not rows:
-            return
-        sql = ("INSERT INTO balances (gl_account, asset, basis, amount) VALUES "
-               f"({_placeholders(self.connection, 4)}) ON CONFLICT (gl_account, asset, basis) "
-               "DO UPDATE SET amount = balances.amount + excluded.amount")
-        cursor = self.connection.connection.cursor()
-        try:
-            cursor.executemany(sql, sorted(rows))
-        finally:
-            cursor.close()
+        self._add_amounts("balances", ("gl_account", "asset", "basis"), ("text", "text", "text"),
+                          rows)
 
     def _upsert_cash_days(self) -> None:
         rows = [(*key, amount) for key, amount in self._cash_days.items() if amount]
+        self._add_amounts("cash_by_day", ("basis", "business_date", "gl_account", "currency"),
+                          ("text", "date", "text", "text"), rows)
+
+    def _add_amounts(self, table: str, keys: Sequence[str], types: Sequence[str],
+                     rows: list[tuple[object, ...]]) -> None:
+        """Add each row's amount to the stored row of its key, creating it when new. In key
+        order; PostgreSQL takes the batch as one statement over arrays (a statement per row
+        was a round trip per row), SQLite as one prepared statement run per row."""
         if not rows:
             return
-        sql = ("INSERT INTO cash_by_day (basis, business_date, gl_account, currency, amount) "
-               f"VALUES ({_placeholders(self.connection, 5)}) ON CONFLICT (basis, "
-               "business_date, gl_account, currency) DO UPDATE SET amount = cash_by_day.amount "
-               "+ excluded.amount")
+        rows.sort()
+        columns = ", ".join((*keys, "amount"))
+        upsert = (f"ON CONFLICT ({', '.join(keys)}) DO UPDATE "
+                  f"SET amount = {table}.amount + excluded.amount")
         cursor = self.connection.connection.cursor()
         try:
-            cursor.executemany(sql, sorted(rows))
+            if self.connection.dialect.name == "postgresql":
+                arrays = ", ".join(f"%s::{kind}[]" for kind in (*types, "bigint"))
+                cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
+                               f"{upsert}", [list(column) for column in zip(*rows, strict=True)])
+            else:
+                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES "
+                                   f"({_placeholders(self.connection, len(keys) + 1)}) {upsert}",
+                                   rows)
         finally:
             cursor.close()
 

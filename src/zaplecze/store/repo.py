@@ -373,14 +373,22 @@ def last_eod(connection: Connection) -> dt.date | None:
 
 def insert_rows(connection: Connection, table: str, records: Sequence[dict[str, Any]]) -> None:
     """A plain batched insert through the driver: the bulk path, no per-row statement
-    compilation. ``table`` is one of ours, never input."""
+    compilation (PostgreSQL: COPY). ``table`` is one of ours, never input."""
     if not records:
         return
     columns = list(records[0])
+    rows = [tuple(record[c] for c in columns) for record in records]
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
     marks = ", ".join([mark(connection)] * len(columns))
     cursor = connection.connection.cursor()
     try:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-                           [tuple(record[c] for c in columns) for record in records])
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
     finally:
         cursor.close()
