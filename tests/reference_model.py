@@ -88,13 +88,14 @@ def plain(value: Fraction | Decimal) -> str:
     not a terminating decimal (a third of a share paid in lieu after a 2-for-3 ratio) is
     written rounded half-up at 12 decimal places."""
     exact = Fraction(value)
-    number = to_decimal(exact) if _terminates(exact) else half_up(exact, FRACTION_PLACES)
+    number = to_decimal(exact) if terminates(exact) else half_up(exact, FRACTION_PLACES)
     if number == number.to_integral_value():
         return str(int(number))
     return format(number.normalize(), "f")
 
 
-def _terminates(value: Fraction) -> bool:
+def terminates(value: Fraction) -> bool:
+    """Whether ``value`` is a terminating decimal (its denominator is 2^a 5^b)."""
     denominator = value.denominator
     for prime in (2, 5):
         while denominator % prime == 0:

@@ -30,6 +30,7 @@ from hypothesis import event as label
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from reference_model import half_up, terminates
 from zaplecze.accounting.lots import LotBook, replay
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.limits import FRACTION_PLACES
@@ -256,25 +257,6 @@ def assert_cash_in_lieu(book: LotBook, event: CorporateAction, fraction: Fractio
         assert Fraction(quantity) == fraction
 
 
-def terminates(value: Fraction) -> bool:
-    """Whether ``value`` is a terminating decimal (its denominator is 2^a 5^b)."""
-    denominator = value.denominator
-    for prime in (2, 5):
-        while denominator % prime == 0:
-            denominator //= prime
-    return denominator == 1
-
-
-def twelve_places(value: Fraction) -> Decimal:
-    """``value`` rounded half-up at 12 decimals (FRACTION_PLACES), worked out apart from the
-    kernel: whole units of 10^-12 and the remainder compared with a half."""
-    exact = value * 10**12
-    whole, rest = divmod(exact.numerator, exact.denominator)
-    if 2 * rest >= exact.denominator:
-        whole += 1
-    return Decimal(whole).scaleb(-12)
-
-
 # -- 1. SPLIT and STOCK_DIVIDEND -----------------------------------------------------------------
 
 @SETTINGS
@@ -433,5 +415,5 @@ def test_a_non_terminating_fraction_is_written_to_12_places(old: int, new: int,
     if terminates(fraction):
         assert Fraction(quantity) == fraction
     else:
-        assert quantity == twelve_places(fraction)
+        assert quantity == half_up(fraction, FRACTION_PLACES)
         assert FRACTION_PLACES == 12

@@ -14,6 +14,7 @@ from zaplecze.kernel.money import is_currency
 from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger.chain import GENESIS, entry_hash
 from zaplecze.ledger.model import Basis, Entry, unbalanced_assets
+from zaplecze.store.repo import write_rows
 
 ENTRY_COLUMNS = ("sequence", "entry_key", "kind", "phase", "business_date", "settle_date", "ref",
                  "account", "target_key", "linked_key", "memo", "prev_hash", "hash")
@@ -89,12 +90,12 @@ class JournalWriter:
         first = self._entries[0][0]
         last = self._entries[-1][0]
         if self.connection.dialect.name == "postgresql":
-            self._copy("entries", ENTRY_COLUMNS, self._entries)
-            self._copy("postings", POSTING_COLUMNS, self._postings)
+            write_rows(self.connection, "entries", ENTRY_COLUMNS, self._entries)
+            write_rows(self.connection, "postings", POSTING_COLUMNS, self._postings)
         else:
             with _insert_guards_lifted(self.connection):
-                self._insert("entries", ENTRY_COLUMNS, self._entries)
-                self._insert("postings", POSTING_COLUMNS, self._postings)
+                write_rows(self.connection, "entries", ENTRY_COLUMNS, self._entries)
+                write_rows(self.connection, "postings", POSTING_COLUMNS, self._postings)
             self._verify_balanced(first, last)
         self._upsert_balances()
         self._upsert_cash_days()
@@ -102,23 +103,6 @@ class JournalWriter:
         self.written += count
         self._entries, self._postings, self._deltas, self._cash_days = [], [], {}, {}
         return count
-
-    def _insert(self, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
-               f"VALUES ({_placeholders(self.connection, len(columns))})")
-        cursor = self.connection.connection.cursor()
-        try:
-            cursor.executemany(sql, rows)
-        finally:
-            cursor.close()
-
-    def _copy(self, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
-        raw = self.connection.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
 
     def _verify_balanced(self, first: object, last: object) -> None:
         bad = self.connection.exec_driver_sql(

@@ -269,13 +269,7 @@ def balances_as_of(connection: Connection, day: dt.date, basis: str,
     query = (f"SELECT gl_account, asset, SUM(amount) FROM postings{_whole_scan(connection)} "
              f"WHERE basis IN ({m}, {m}) AND business_date <= {m}")
     params: list[object] = [values[0], values[1], day.isoformat()]
-    if prefixes:
-        query += " AND (" + " OR ".join(f"gl_account LIKE {m}" for _ in prefixes) + ")"
-        params += [f"{prefix}:%" for prefix in prefixes]
-    query += " GROUP BY gl_account, asset"
-    return {(str(account), str(asset)): int(total)
-            for account, asset, total in connection.exec_driver_sql(query, tuple(params))
-            if int(total) != 0}
+    return _sums(connection, query + " {prefixes} GROUP BY gl_account, asset", params, prefixes)
 
 
 def cash_as_of(connection: Connection, day: dt.date, basis: str,
@@ -287,12 +281,20 @@ def cash_as_of(connection: Connection, day: dt.date, basis: str,
     query = (f"SELECT gl_account, currency, SUM(amount) FROM cash_by_day "
              f"WHERE basis = {m} AND business_date <= {m}")
     params: list[object] = ["T" if basis == "trade" else "S", day.isoformat()]
-    if prefixes:
-        query += " AND (" + " OR ".join(f"gl_account LIKE {m}" for _ in prefixes) + ")"
-        params += [f"{prefix}:%" for prefix in prefixes]
-    query += " GROUP BY gl_account, currency"
-    return {(str(account), str(currency)): int(total)
-            for account, currency, total in connection.exec_driver_sql(query, tuple(params))
+    return _sums(connection, query + " {prefixes} GROUP BY gl_account, currency", params,
+                 prefixes)
+
+
+def _sums(connection: Connection, query: str, params: list[object],
+          prefixes: Sequence[str]) -> dict[tuple[str, str], int]:
+    """Run a (GL account, asset, sum) query, its ``{prefixes}`` narrowed to the GL accounts
+    under the given prefixes (all when none); the non-zero sums."""
+    m = mark(connection)
+    narrowed = ("AND (" + " OR ".join(f"gl_account LIKE {m}" for _ in prefixes) + ")"
+                if prefixes else "")
+    rows = connection.exec_driver_sql(query.format(prefixes=narrowed),
+                                      (*params, *(f"{prefix}:%" for prefix in prefixes)))
+    return {(str(account), str(asset)): int(total) for account, asset, total in rows
             if int(total) != 0}
 
 
@@ -372,23 +374,31 @@ def last_eod(connection: Connection) -> dt.date | None:
 
 
 def insert_rows(connection: Connection, table: str, records: Sequence[dict[str, Any]]) -> None:
-    """A plain batched insert through the driver: the bulk path, no per-row statement
-    compilation (PostgreSQL: COPY). ``table`` is one of ours, never input."""
-    if not records:
+    """A plain batched insert of records (dicts with the same keys). ``table`` is one of ours,
+    never input."""
+    if records:
+        columns = list(records[0])
+        write_rows(connection, table, columns,
+                   [tuple(record[c] for c in columns) for record in records])
+
+
+def write_rows(connection: Connection, table: str, columns: Sequence[str],
+               rows: Sequence[tuple[object, ...]]) -> None:
+    """The bulk path through the driver, no per-row statement compilation: COPY on
+    PostgreSQL, one prepared INSERT run per row on SQLite."""
+    if not rows:
         return
-    columns = list(records[0])
-    rows = [tuple(record[c] for c in columns) for record in records]
+    names = ", ".join(columns)
     if connection.dialect.name == "postgresql":
         raw = connection.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         return
     marks = ", ".join([mark(connection)] * len(columns))
     cursor = connection.connection.cursor()
     try:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
     finally:
         cursor.close()
