@@ -247,6 +247,28 @@ def test_a_third_of_a_share_in_lieu_is_written_at_twelve_places(book_url: str,
     assert run_both(book_url, folder, days, _day("2024-06-03"), _day("2024-06-12")) == []
 
 
+def test_a_flat_accounts_pending_sell_settles_in_the_split_shares(book_url: str,
+                                                                  tmp_path: Path) -> None:
+    """C1 buys 34 PKO on Mon 2024-06-10 settling that day and sells them the same day settling
+    Fri 06-14; PKO splits 1-for-3 ex Tue 06-11. Flat on the eve, C1 is entitled to nothing, but
+    the pending sell delivers 102 new shares: 102 settled on 06-11 (the 34 bought, split) and
+    none from 06-14. (Found by the random books: the product once left the sell untransformed
+    and showed 34.)"""
+    folder = _folder(
+        tmp_path,
+        cash=CASH + "M1,C1,2024-06-03,PLN,100000.00,DEPOSIT,\n",
+        trades=TRADES + "T1,NEW,C1,PLPKO0000016,BUY,34,50.00,PLN,2024-06-10,,,0,2024-06-10\n"
+                        "T2,NEW,C1,PLPKO0000016,SELL,34,51.00,PLN,2024-06-10,,,0,2024-06-14\n",
+        corporate_actions=EVENTS + "S1,SPLIT,PLPKO0000016,2024-06-11,2024-06-11,2024-06-11,"
+                                   "1,3,,,,,\n")
+    model = ReferenceBook(folder)
+    assert model.positions(_day("2024-06-11"), "settlement") == [
+        {"account": "C1", "isin": "PLPKO0000016", "quantity": "102", "currency": "PLN"}]
+    assert model.positions(_day("2024-06-11"), "trade") == []
+    days = [_day("2024-06-10"), _day("2024-06-11"), _day("2024-06-13"), _day("2024-06-14")]
+    assert run_both(book_url, folder, days, _day("2024-06-03"), _day("2024-06-14")) == []
+
+
 def test_two_events_on_one_security_on_one_ex_date_apply_in_turn(book_url: str,
                                                                  tmp_path: Path) -> None:
     """C1 holds 100 KO; on 2024-06-06 KO splits 2-for-1 (E1) and then merges 1:1 into NVDA

@@ -74,6 +74,12 @@ def apply(event: CorporateAction, holding: Holding, refdata: RefData,
           ) -> tuple[list[Entry], Entitlement | None]:
     """The ex-date entries of one account and its entitlement (cash is booked on pay date)."""
     if holding.quantity <= 0:
+        if holding.quantity == 0 and holding.pending and event.kind not in (
+                CaKind.CASH_DIVIDEND, CaKind.CASH_MERGER):
+            # Flat on the eve (bought and sold, one still pending): nothing is entitled, but
+            # the pending trade still settles in the new shares, and what settled with it.
+            entries, _ = _ratio_event(event, holding, refdata)
+            return entries, None
         return [], None
     if event.kind is CaKind.CASH_DIVIDEND:
         return [], _dividend(event, holding, refdata)

@@ -290,9 +290,11 @@ def holdings(connection: Connection, event: CorporateAction,
             continue
         if int(amount):
             pending.setdefault(str(account_id), []).append(PendingTrade(str(key), int(amount)))
-    return [Holding(account_id, quantity, resulting.get(account_id, 0),
+    # An account whose trades net to nothing on the eve still has its pending trades to
+    # transform (bought and sold the day before: the sell settles in new shares).
+    return [Holding(account_id, positions.get(account_id, 0), resulting.get(account_id, 0),
                     tuple(pending.get(account_id, ())))
-            for account_id, quantity in sorted(positions.items()) if account_id in
+            for account_id in sorted(positions.keys() | pending.keys()) if account_id in
             refdata.accounts]
 
 
