@@ -1,6 +1,8 @@
 """Every limit in one place, named with its unit last."""
 
 ROWS_PER_BATCH = 5_000  # source rows committed in one transaction by `load`
+# trades.csv from this size on is read and prepared by a second process while `load` writes
+PREPARE_IN_WORKER_BYTES = 1_048_576
 POSTINGS_PER_ENTRY_MAX = 64  # a business event larger than this is a programmer error
 FILE_ROWS_MAX = 20_000_000  # rows in one book-folder file
 FIELD_CHARS_MAX = 256  # characters in one CSV field

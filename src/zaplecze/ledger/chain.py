@@ -20,19 +20,26 @@ def _text(value: str) -> str:
     return value
 
 
-def canonical(entry: Entry, sequence: int) -> bytes:
-    """The entry's content in a fixed, unambiguous text: fields separated by US (0x1f),
-    postings by RS (0x1e), every text field escaped."""
+def canonical_tail(entry: Entry) -> str:
+    """The entry's content without its sequence number, in a fixed, unambiguous text: fields
+    separated by US (0x1f), postings by RS (0x1e), every text field escaped. It does not
+    depend on where the entry lands in the journal, so it can be written ahead of the chain."""
     head = "\x1f".join((
-        str(sequence), _text(entry.key), entry.kind.value, entry.phase.value,
+        _text(entry.key), entry.kind.value, entry.phase.value,
         entry.business_date.isoformat(),
         entry.settle_date.isoformat() if entry.settle_date else "", _text(entry.ref),
         _text(entry.account), _text(entry.target_key), _text(entry.linked_key),
         _text(entry.memo)))
     body = "\x1e".join(f"{_text(p.gl_account)}\x1f{_text(p.asset)}\x1f{p.amount}"
                         for p in entry.postings)
-    return f"{head}\x1e{body}".encode()
+    return f"{head}\x1e{body}"
+
+
+def chained_hash(previous: str, sequence: int, tail: str) -> str:
+    """The hash of the entry at ``sequence`` whose canonical tail is ``tail``: sha256 over the
+    previous hash, the sequence number, US, and the tail."""
+    return hashlib.sha256(f"{previous}{sequence}\x1f{tail}".encode()).hexdigest()
 
 
 def entry_hash(previous: str, entry: Entry, sequence: int) -> str:
-    return hashlib.sha256(previous.encode() + canonical(entry, sequence)).hexdigest()
+    return chained_hash(previous, sequence, canonical_tail(entry))

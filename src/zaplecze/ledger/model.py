@@ -19,6 +19,7 @@ settlement basis; a VOID entry reverses them on the trade basis. A POSTED entry 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -81,9 +82,14 @@ class Entry:
 
 def unbalanced_assets(entry: Entry) -> dict[str, int]:
     """The assets whose postings do not sum to zero, with the sum; empty when balanced."""
+    return unbalanced((posting.asset, posting.amount) for posting in entry.postings)
+
+
+def unbalanced(amounts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Of (asset, amount) pairs: the assets whose amounts do not sum to zero, with the sum."""
     totals: dict[str, int] = {}
-    for posting in entry.postings:
-        totals[posting.asset] = totals.get(posting.asset, 0) + posting.amount
+    for asset, amount in amounts:
+        totals[asset] = totals.get(asset, 0) + amount
     return {asset: total for asset, total in totals.items() if total != 0}
 
 

@@ -8,11 +8,16 @@ keys, its entries and its rejections, or not at all: a crash mid-load resumes cl
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import multiprocessing
+import multiprocessing.connection
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine
 
@@ -21,9 +26,9 @@ from zaplecze.corporate_actions.model import corporate_action as validate_corpor
 from zaplecze.formats.book_csv import LOAD_ORDER, CsvReader, Row, open_book_file
 from zaplecze.kernel.calendar import SettlementCalendar
 from zaplecze.kernel.fields import Rejected
-from zaplecze.kernel.limits import ROWS_PER_BATCH
+from zaplecze.kernel.limits import PREPARE_IN_WORKER_BYTES, ROWS_PER_BATCH
 from zaplecze.kernel.money import currency_scale, decimal_of, units
-from zaplecze.kernel.problems import Problem, Rule
+from zaplecze.kernel.problems import BookError, Problem, Rule
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, void
 from zaplecze.refdata import validate as refcheck
@@ -32,7 +37,7 @@ from zaplecze.services.eod import projected_action_cash
 from zaplecze.settlement.ssi import ssi_row
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection, with_retries
-from zaplecze.store.journal import JournalWriter
+from zaplecze.store.journal import FlatEntry, JournalWriter, flatten
 from zaplecze.trading import capture
 from zaplecze.trading.booking import book_cash, book_trade, trade_key
 from zaplecze.trading.model import Cancel, CashKind, CashMovement, Trade
@@ -118,7 +123,7 @@ class Loader:
                     self.report.rejected.append(reader.fatal)
                     self._keep(reader.fatal)
                     continue
-                self._load_file(stem, reader)
+                self._load_file(stem, reader, path)
             if stem == "withholding" or stem == "fees" or stem == "accounts":
                 self.refdata = self._snapshot()
             if stem == "calendar_overrides":
@@ -140,15 +145,18 @@ class Loader:
         with read_connection(self.engine) as connection:
             return repo.calendar(connection)
 
-    def _load_file(self, stem: str, reader: CsvReader) -> None:
+    def _load_file(self, stem: str, reader: CsvReader, path: Path) -> None:
         handler = getattr(self, f"_batch_{stem}")
         if stem in ("prices", "cash", "trades", "corporate_actions"):
             self.refdata = self._snapshot()
-        for batch in _batches(reader, ROWS_PER_BATCH):
-            rows = [item for item in batch if isinstance(item, Row)]
+        batches: Iterable[list[Any]] = (
+            prepared_batches(reader, path, self.refdata, self.calendar, ROWS_PER_BATCH)
+            if stem == "trades" else _batches(reader, ROWS_PER_BATCH))
+        for batch in batches:
+            rows = [item for item in batch if not isinstance(item, Problem)]
             unreadable = [item for item in batch if isinstance(item, Problem)]
 
-            def work(connection: Connection, rows: list[Row] = rows,
+            def work(connection: Connection, rows: list[Any] = rows,
                      unreadable: list[Problem] = unreadable) -> tuple[list[Problem], int, int]:
                 return handler(connection, reader.name, rows, unreadable)
 
@@ -344,7 +352,7 @@ class Loader:
             writer.append(book_cash(movement, self.refdata))
             fresh.append(_cash_record(movement, "BOOKED"))
         if fresh:
-            connection.execute(repo.schema.cash_movements.insert(), fresh)
+            repo.insert_rows(connection, "cash_movements", fresh)
         writer.flush()
         _record_rejections(connection, problems, fingerprints)
         return problems, len(fresh), unchanged
@@ -408,9 +416,9 @@ class Loader:
 
     # -- trades -------------------------------------------------------------------------------
 
-    def _batch_trades(self, connection: Connection, name: str, rows: list[Row],
+    def _batch_trades(self, connection: Connection, name: str, rows: list[PreparedRow],
                       unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
-        return TradeBatch(self, connection, name).run(rows, unreadable)
+        return TradeBatch(self, connection, name).run_prepared(rows, unreadable)
 
 
 class TradeBatch:
@@ -425,9 +433,9 @@ class TradeBatch:
         self.problems: list[Problem] = []
         self.fingerprints: dict[int, str] = {}
         self.writer = JournalWriter(connection)
-        self.in_batch: dict[str, tuple[Trade, Entry]] = {}
+        self.in_batch: dict[str, tuple[PreparedRow, int]] = {}  # trade_id -> (row, sequence)
         self.cancelled_in_batch: dict[str, str] = {}
-        self.trade_records: list[dict[str, Any]] = []
+        self.trade_rows: list[tuple[object, ...]] = []
         self.cancel_records: list[dict[str, Any]] = []
         self.unchanged = 0
 
@@ -435,58 +443,63 @@ class TradeBatch:
         self.problems.append(Problem(rule, detail, self.name, line))
 
     def run(self, rows: list[Row], unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
+        refdata, calendar = self.loader.refdata, self.loader.calendar
+        return self.run_prepared([prepare_row(row, refdata, calendar) for row in rows],
+                                 unreadable)
+
+    def run_prepared(self, rows: list[PreparedRow], unreadable: list[Problem],
+                     ) -> tuple[list[Problem], int, int]:
         self.problems += unreadable
-        new_ids = [row.get("trade_id") for row in rows
-                   if (row.get("action") or "NEW") == "NEW"]
-        cancel_ids = [row.get("trade_id") for row in rows if row.get("action") == "CANCEL"]
+        new_ids = [row.trade_id for row in rows if row.action == "NEW"]
+        cancel_ids = [row.trade_id for row in rows if row.action == "CANCEL"]
         self.stored = repo.existing_hashes(self.connection, "trades", "trade_id", new_ids)
         self.stored_cancels = repo.existing_hashes(self.connection, "cancels", "trade_id",
                                                    cancel_ids)
         self.stored_trades = repo.trade_rows(self.connection, cancel_ids)
         self.sequence = repo.next_trade_sequence(self.connection)
         for row in rows:
-            try:
-                action = capture.action_of(row.values)
-                if action == "NEW":
-                    self.new(row)
-                else:
+            if row.action == "NEW":
+                self.new(row)
+            elif row.action == "CANCEL":
+                try:
                     self.cancel(row)
-            except Rejected as rejected:
-                self.reject(rejected.rule, rejected.detail, row.line)
-        if self.trade_records:
-            repo.insert_rows(self.connection, "trades", self.trade_records)
+                except Rejected as rejected:
+                    self.reject(rejected.rule, rejected.detail, row.line)
+            else:
+                self.reject(Rule(row.rule), row.detail, row.line)
+        if self.trade_rows:
+            repo.write_rows(self.connection, "trades", TRADE_ROW_COLUMNS, self.trade_rows)
         if self.cancel_records:
             self.connection.execute(repo.schema.cancels.insert(), self.cancel_records)
         self.writer.flush()
         _record_rejections(self.connection, self.problems, self.fingerprints)
-        return self.problems, len(self.trade_records) + len(self.cancel_records), self.unchanged
+        return self.problems, len(self.trade_rows) + len(self.cancel_records), self.unchanged
 
-    def new(self, row: Row) -> None:
-        trade_id = row.get("trade_id")
-        digest = capture.content_hash(row.values, capture.TRADE_COLUMNS)
-        self.fingerprints[row.line] = digest
+    def new(self, row: PreparedRow) -> None:
+        trade_id = row.trade_id
+        self.fingerprints[row.line] = row.digest
         earlier = self.stored.get(trade_id)
         if earlier is None and trade_id in self.in_batch:
-            earlier = self.in_batch[trade_id][0].content_hash
+            earlier = self.in_batch[trade_id][0].digest
         if earlier is not None:
-            if earlier != digest:
+            if earlier != row.digest:
                 self.reject(Rule.CONFLICTING_DUPLICATE_ID,
                             f"trade_id {trade_id} was loaded before with other content", row.line)
             else:
                 self.unchanged += 1
             return
-        trade = capture.trade(row.values, self.loader.refdata, self.loader.calendar,
-                              self.sequence, digest)
+        if row.record is None or row.entry is None:
+            self.reject(Rule(row.rule), row.detail, row.line)
+            return
+        self.writer.append_flat(row.entry)
+        self.in_batch[trade_id] = (row, self.sequence)
+        self.trade_rows.append((self.sequence, self.source, *row.record))
         self.sequence += 1
-        entry = book_trade(trade, self.loader.refdata)
-        self.writer.append(entry)
-        self.in_batch[trade_id] = (trade, entry)
-        self.trade_records.append(_trade_record(trade, self.source))
 
-    def cancel(self, row: Row) -> None:
-        digest = capture.content_hash(row.values, capture.TRADE_COLUMNS)
+    def cancel(self, row: PreparedRow) -> None:
+        digest = row.digest
         self.fingerprints[row.line] = digest
-        trade_id = row.get("trade_id")
+        trade_id = row.trade_id
         earlier = self.stored_cancels.get(trade_id) or self.cancelled_in_batch.get(trade_id)
         if earlier is not None:
             if earlier != digest:
@@ -496,7 +509,7 @@ class TradeBatch:
             else:
                 self.unchanged += 1
             return
-        order = capture.cancel(row.values, self.loader.refdata)
+        order = capture.cancel(row.values or {}, self.loader.refdata)
         trade = self._trade(trade_id)
         if trade is None:
             self.reject(Rule.UNKNOWN_TRADE, f"no trade {trade_id} to cancel", row.line)
@@ -522,20 +535,149 @@ class TradeBatch:
 
     def _trade(self, trade_id: str) -> Trade | None:
         if trade_id in self.in_batch:
-            return self.in_batch[trade_id][0]
-        row = self.stored_trades.get(trade_id)
-        return repo.trade_of(row) if row is not None else None
+            row, sequence = self.in_batch[trade_id]
+            assert row.record is not None
+            return repo.trade_of(SimpleNamespace(
+                sequence=sequence, **dict(zip(TRADE_COLUMNS_PREPARED, row.record, strict=True))))
+        stored = self.stored_trades.get(trade_id)
+        return repo.trade_of(stored) if stored is not None else None
 
     def _pending(self, key: str) -> Entry | None:
         trade_id = key.split(":", 1)[1]
         if trade_id in self.in_batch:
-            return self.in_batch[trade_id][1]
+            # booked earlier in this batch: its entry, as booking made it
+            trade = self._trade(trade_id)
+            assert trade is not None
+            return book_trade(trade, self.loader.refdata)
         found = repo.entries_by_key(self.connection, [key, f"post:{key}", f"void:{key}"])
         if key not in found or f"post:{key}" in found or f"void:{key}" in found:
             return None
         if repo.settlement_started(self.connection, key):  # a partial settlement is booked
             return None
         return found[key]
+
+
+# -- trades prepared ahead of the book ----------------------------------------------------------
+
+class PreparedRow(NamedTuple):
+    """A trades.csv row (or FIX fill) worked as far as it goes without the book: its action,
+    id and fingerprint; for a valid NEW its trade row (short of its sequence and source) and its
+    flattened entry, for an invalid one the rule it breaks; for a CANCEL its values, decided
+    against the book. Plain values only, so batches cross a process boundary cheaply."""
+    line: int
+    action: str  # NEW, CANCEL, or "" when the action itself is invalid
+    trade_id: str
+    digest: str
+    record: tuple[str, ...] | None = None  # TRADE_COLUMNS_PREPARED
+    entry: FlatEntry | None = None
+    rule: str = ""  # the Rule broken (its value), when rejected before the book is read
+    detail: str = ""
+    values: dict[str, str] | None = None  # CANCEL only
+
+
+TRADE_COLUMNS_PREPARED = ("trade_id", "account", "isin", "side", "quantity", "price", "currency",
+                          "trade_date", "settlement_date", "venue", "counterparty", "gross",
+                          "commission", "content_hash")
+TRADE_ROW_COLUMNS = ("sequence", "source", *TRADE_COLUMNS_PREPARED)
+
+
+def prepare_row(row: Row, refdata: RefData, calendar: SettlementCalendar) -> PreparedRow:
+    """Everything about one trades row that does not depend on what the book already holds:
+    validation, settlement date, amounts, the pending entry. Pure."""
+    values = row.values
+    trade_id = values.get("trade_id", "")
+    try:
+        action = capture.action_of(values)
+    except Rejected as rejected:
+        return PreparedRow(row.line, "", trade_id, "", rule=rejected.rule.value,
+                           detail=rejected.detail)
+    digest = capture.content_hash(values, capture.TRADE_COLUMNS)
+    if action == "CANCEL":
+        return PreparedRow(row.line, action, trade_id, digest, values=values)
+    try:
+        trade = capture.trade(values, refdata, calendar, 0, digest)
+        entry = book_trade(trade, refdata)
+    except Rejected as rejected:
+        return PreparedRow(row.line, action, trade_id, digest, rule=rejected.rule.value,
+                           detail=rejected.detail)
+    record = (trade.trade_id, trade.account, trade.isin, trade.side.value, str(trade.quantity),
+              str(trade.price), trade.currency, trade.trade_date.isoformat(),
+              trade.settlement_date.isoformat(), trade.venue, trade.counterparty,
+              str(trade.gross), str(trade.commission), trade.content_hash)
+    return PreparedRow(row.line, action, trade_id, digest, record, flatten(entry))
+
+
+def prepared_batches(reader: CsvReader, path: Path, refdata: RefData,
+                     calendar: SettlementCalendar, size: int,
+                     ) -> Iterator[list[PreparedRow | Problem]]:
+    """trades.csv in batches of ``size`` rows, each row prepared (``prepare_row``). A large
+    file is read and prepared by a second process while this one books the batch before: on
+    two cores, the load's domain work and its database writes overlap. The batches are the
+    same either way."""
+    if (path.stat().st_size < PREPARE_IN_WORKER_BYTES
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        for batch in _batches(reader, size):
+            yield [prepare_row(item, refdata, calendar) if isinstance(item, Row) else item
+                   for item in batch]
+        return
+    yield from _prepared_by_worker(path, refdata, calendar, size)
+
+
+def _prepared_by_worker(path: Path, refdata: RefData, calendar: SettlementCalendar, size: int,
+                        ) -> Iterator[list[PreparedRow | Problem]]:
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(target=_prepare_file,
+                             args=(path, refdata, calendar, size, sender, receiver),
+                             name="zaplecze-prepare", daemon=True)
+    worker.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                raise BookError(f"preparing {path.name} stopped: its worker process "
+                                f"ended with code {worker.exitcode}") from None
+            if message is None:
+                return
+            if isinstance(message, str):
+                raise BookError(f"preparing {path.name} failed: {message}")
+            yield message
+    finally:
+        receiver.close()
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+
+
+def _prepare_file(path: Path, refdata: RefData, calendar: SettlementCalendar, size: int,
+                  sender: multiprocessing.connection.Connection,
+                  receiver: multiprocessing.connection.Connection) -> None:
+    """The worker: reads the file afresh (its header was checked by the parent), prepares
+    each batch and sends it; None at the end, the error's text on a failure. Ctrl-C is the
+    parent's to handle: it stops the worker when it stops reading.
+
+    The parent's end of the pipe is closed here at once, so that a parent killed outright
+    leaves the pipe with no reader and the worker's next send fails and ends it: the worker
+    must not outlive the parent, since it holds copies of the parent's descriptors (a
+    PostgreSQL server keeps a session open while any copy of its socket is)."""
+    receiver.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stream, reader = open_book_file(path)
+        with stream:
+            for batch in _batches(reader, size):
+                sender.send([prepare_row(item, refdata, calendar) if isinstance(item, Row)
+                             else item for item in batch])
+        sender.send(None)
+    except BrokenPipeError:
+        pass  # the parent has gone: nothing to tell
+    except Exception as error:  # reported to the parent, which stops the load
+        with contextlib.suppress(OSError):
+            sender.send(f"{type(error).__name__}: {error}")
+    finally:
+        sender.close()
 
 
 def _cancel_problem(order: Cancel, trade: Trade) -> tuple[Rule, str] | None:
@@ -554,17 +696,6 @@ def _cancel_problem(order: Cancel, trade: Trade) -> tuple[Rule, str] | None:
 
 def _text(value: object) -> str:
     return "" if value is None or str(value) == "0" else str(value)
-
-
-def _trade_record(trade: Trade, source: str) -> dict[str, Any]:
-    return {"trade_id": trade.trade_id, "sequence": trade.sequence, "account": trade.account,
-            "isin": trade.isin, "side": trade.side.value, "quantity": str(trade.quantity),
-            "price": str(trade.price), "currency": trade.currency,
-            "trade_date": trade.trade_date.isoformat(),
-            "settlement_date": trade.settlement_date.isoformat(), "venue": trade.venue,
-            "counterparty": trade.counterparty, "gross": str(trade.gross),
-            "commission": str(trade.commission), "source": source,
-            "content_hash": trade.content_hash}
 
 
 def _cash_record(movement: CashMovement, decision: str) -> dict[str, Any]:

@@ -7,19 +7,40 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
 from zaplecze.kernel.money import is_currency
 from zaplecze.kernel.problems import InvariantBroken
-from zaplecze.ledger.chain import GENESIS, entry_hash
-from zaplecze.ledger.model import Basis, Entry, unbalanced_assets
+from zaplecze.ledger.chain import GENESIS, canonical_tail, chained_hash
+from zaplecze.ledger.model import Basis, Entry, unbalanced
 from zaplecze.store.repo import write_rows
 
 ENTRY_COLUMNS = ("sequence", "entry_key", "kind", "phase", "business_date", "settle_date", "ref",
                  "account", "target_key", "linked_key", "memo", "prev_hash", "hash")
 POSTING_COLUMNS = ("entry_sequence", "line", "gl_account", "asset", "amount", "basis",
                    "business_date")
+
+
+class FlatEntry(NamedTuple):
+    """An entry as the journal stores it, short of its place in the chain (sequence, previous
+    hash): plain strings and integers, so a batch of them crosses a process boundary cheaply
+    (the load prepares trades in a second process while this one writes)."""
+    columns: tuple[str, str, str, str, str | None, str, str, str, str, str]  # key … memo
+    basis: str
+    postings: tuple[tuple[str, str, int], ...]  # (gl_account, asset, amount)
+    tail: str  # chain.canonical_tail
+
+
+def flatten(entry: Entry) -> FlatEntry:
+    return FlatEntry(
+        (entry.key, entry.kind.value, entry.phase.value, entry.business_date.isoformat(),
+         entry.settle_date.isoformat() if entry.settle_date else None, entry.ref,
+         entry.account, entry.target_key, entry.linked_key, entry.memo),
+        entry.basis.value,
+        tuple((p.gl_account, p.asset, p.amount) for p in entry.postings),
+        canonical_tail(entry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +74,29 @@ class JournalWriter:
 
     def append(self, entry: Entry) -> int:
         """Queue one entry; returns its sequence number."""
-        broken = unbalanced_assets(entry)
+        return self.append_flat(flatten(entry))
+
+    def append_flat(self, entry: FlatEntry) -> int:
+        """Queue one flattened entry; returns its sequence number."""
+        broken = unbalanced((asset, amount) for _account, asset, amount in entry.postings)
         if broken:
-            raise InvariantBroken(f"entry {entry.key} does not balance: {broken}")
+            raise InvariantBroken(f"entry {entry.columns[0]} does not balance: {broken}")
         sequence = self.head.sequence + 1
-        digest = entry_hash(self.head.hash, entry, sequence)
-        self._entries.append((
-            sequence, entry.key, entry.kind.value, entry.phase.value,
-            entry.business_date.isoformat(),
-            entry.settle_date.isoformat() if entry.settle_date else None, entry.ref,
-            entry.account, entry.target_key, entry.linked_key, entry.memo, self.head.hash,
-            digest))
+        digest = chained_hash(self.head.hash, sequence, entry.tail)
+        self._entries.append((sequence, *entry.columns, self.head.hash, digest))
         basis = entry.basis
-        day = entry.business_date.isoformat()
-        for line, posting in enumerate(entry.postings, start=1):
-            self._postings.append((sequence, line, posting.gl_account, posting.asset,
-                                   posting.amount, basis.value, day))
-            cash = _is_cash(posting.asset)
-            for view in _views(basis):
-                key = (posting.gl_account, posting.asset, view)
-                self._deltas[key] = self._deltas.get(key, 0) + posting.amount
+        views = _VIEWS[basis]
+        day = entry.columns[3]
+        deltas, cash_days, postings = self._deltas, self._cash_days, self._postings
+        for line, (gl_account, asset, amount) in enumerate(entry.postings, start=1):
+            postings.append((sequence, line, gl_account, asset, amount, basis, day))
+            cash = _is_cash(asset)
+            for view in views:
+                key = (gl_account, asset, view)
+                deltas[key] = deltas.get(key, 0) + amount
                 if cash:
-                    day_key = (view, day, posting.gl_account, posting.asset)
-                    self._cash_days[day_key] = self._cash_days.get(day_key, 0) + posting.amount
+                    day_key = (view, day, gl_account, asset)
+                    cash_days[day_key] = cash_days.get(day_key, 0) + amount
         self.head = Head(sequence, digest)
         return sequence
 
@@ -192,7 +213,6 @@ def _is_cash(asset: str) -> bool:
     return known
 
 
-def _views(basis: Basis) -> tuple[str, ...]:
-    if basis is Basis.BOTH:
-        return ("T", "S")
-    return (basis.value,)
+# The balance views an entry of each basis moves: trade (T), settlement (S) or both.
+_VIEWS: dict[str, tuple[str, ...]] = {Basis.BOTH.value: ("T", "S"), Basis.TRADE.value: ("T",),
+                                      Basis.SETTLEMENT.value: ("S",)}

@@ -1,0 +1,132 @@
+"""A large trades.csv is read and prepared by a second process while `load` writes the batch
+before (services/load.py: prepared_batches). The book it makes must be the one the single
+process makes, entry for entry and hash for hash, with the same rejections; a failure in the
+worker stops the load with a clear error and no half-written batch."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zaplecze.bootstrap import open_book
+from zaplecze.kernel.problems import BookError
+from zaplecze.services import load
+from zaplecze.services.book_generator import BookShape, generate_book
+from zaplecze.services.load import Loader
+
+SHAPE = BookShape(seed=11, accounts=30, instruments=10, trades=900, months=3, cancels=6,
+                  include_story=True)
+BATCH = 97  # rows per batch: many batches, cancels in other batches than their trades
+
+# Bad rows after the generated ones: each breaks one rule, one is a reload of a good row.
+BAD_ROWS = (
+    "X1,AMEND,{account},{isin},BUY,10,5.00,{currency},{day},,,,\n",  # invalid action
+    "X2,NEW,{account},XS0000000000,BUY,10,5.00,{currency},{day},,,,\n",  # unknown/invalid ISIN
+    "X3,NEW,NOBODY,{isin},BUY,10,5.00,{currency},{day},,,,\n",  # unknown account
+    "X4,NEW,{account},{isin},BUY,-3,5.00,{currency},{day},,,,\n",  # non-positive quantity
+    "X5,CANCEL,{account},{isin},BUY,10,5.00,{currency},{day},,,,\n",  # cancel of no trade
+    "X6,NEW,{account},{isin},BUY,10\n",  # too few fields
+)
+
+
+def _book(tmp_path: Path) -> tuple[Path, int]:
+    """The generated book with BAD_ROWS, a changed copy of the first trade and a reload of it
+    appended; and the line of the first bad row."""
+    folder = tmp_path / "book"
+    generate_book(SHAPE, folder)
+    trades = folder / "trades.csv"
+    lines = trades.read_text(encoding="utf-8").splitlines(keepends=True)
+    first = lines[1].split(",")
+    fields = {"account": first[2], "isin": first[3], "currency": first[7], "day": first[8]}
+    # the first trade again, changed: same trade_id, other content
+    changed = first.copy()
+    changed[5] = str(Decimal(first[5]) + 1)
+    extra = [row.format(**fields) for row in BAD_ROWS] + [",".join(changed), lines[1]]
+    trades.write_text("".join(lines + extra), encoding="utf-8")
+    return folder, len(lines) + 1
+
+
+def _contents(url: str, folder: Path) -> dict[str, Any]:
+    book = open_book(url, create=True)
+    try:
+        report = Loader(book.engine).load(folder)
+        assert report.fatal is None
+        with book.engine.connect() as connection:
+            def rows(sql: str) -> list[tuple[Any, ...]]:
+                return [tuple(row) for row in connection.exec_driver_sql(sql)]
+            return {
+                "entries": rows("SELECT sequence, entry_key, phase, prev_hash, hash "
+                                "FROM entries ORDER BY sequence"),
+                "postings": rows("SELECT entry_sequence, line, gl_account, asset, amount, basis "
+                                 "FROM postings ORDER BY entry_sequence, line"),
+                "trades": rows("SELECT * FROM trades ORDER BY sequence"),
+                "cancels": rows("SELECT trade_id, account, cancel_date FROM cancels "
+                                "ORDER BY trade_id"),
+                "balances": rows("SELECT gl_account, asset, basis, amount FROM balances "
+                                 "ORDER BY gl_account, asset, basis"),
+                "rejections": rows("SELECT file, line, reason, detail FROM rejections "
+                                   "ORDER BY file, line"),
+                "report": (report.booked, report.unchanged,
+                           sorted((p.source, p.line, p.rule.value) for p in report.rejected)),
+            }
+    finally:
+        book.engine.dispose()
+
+
+def test_the_worker_makes_the_same_book_as_one_process(book_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, first_bad = _book(tmp_path)
+    monkeypatch.setattr(load, "ROWS_PER_BATCH", BATCH)
+    alone = _contents(f"sqlite:///{tmp_path / 'alone.db'}", folder)
+
+    used: list[Path] = []
+    by_worker = load._prepared_by_worker
+
+    def counted(path: Path, *args: Any) -> Any:
+        used.append(path)
+        return by_worker(path, *args)
+
+    monkeypatch.setattr(load, "PREPARE_IN_WORKER_BYTES", 0)
+    monkeypatch.setattr(load, "_prepared_by_worker", counted)
+    together = _contents(book_url, folder)
+
+    assert [path.name for path in used] == ["trades.csv"]
+    assert len(alone["trades"]) > 800 and len(alone["cancels"]) >= 3
+    rejected = {line for name, line, _ in alone["report"][2] if name == "trades.csv"}
+    assert set(range(first_bad, first_bad + len(BAD_ROWS) + 1)) <= rejected
+    assert alone["report"][1]["trades.csv"] == 1  # the reload of the first trade
+    for name, value in alone.items():
+        assert together[name] == value, name
+
+
+def test_a_failing_worker_stops_the_load_with_a_clear_error(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            ) -> None:
+    folder, _ = _book(tmp_path)
+    monkeypatch.setattr(load, "ROWS_PER_BATCH", BATCH)
+    monkeypatch.setattr(load, "PREPARE_IN_WORKER_BYTES", 0)
+    prepare = load.prepare_row
+
+    def failing(row: Any, *args: Any) -> Any:
+        if row.line == 3 * BATCH + 5:
+            raise RuntimeError("the disk went away")
+        return prepare(row, *args)
+
+    monkeypatch.setattr(load, "prepare_row", failing)  # inherited by the forked worker
+    book = open_book(f"sqlite:///{tmp_path / 'book.db'}", create=True)
+    try:
+        with pytest.raises(BookError, match=r"preparing trades\.csv failed: RuntimeError: "
+                                            r"the disk went away"):
+            Loader(book.engine).load(folder)
+        with book.engine.connect() as connection:
+            trades = connection.exec_driver_sql("SELECT COUNT(*) FROM trades").scalar()
+            entries = connection.exec_driver_sql(
+                "SELECT COUNT(*) FROM entries WHERE entry_key LIKE 'trade:%'").scalar()
+        # whole batches only: the three before the failing one
+        assert trades == entries
+        assert 0 < trades <= 3 * BATCH
+    finally:
+        book.engine.dispose()
