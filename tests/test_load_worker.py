@@ -1,5 +1,5 @@
-"""A large trades.csv is read and prepared by a second process while `load` writes the batch
-before (services/load.py: prepared_batches). The book it makes must be the one the single
+"""A large trades.csv or cash.csv is read and prepared by a second process while `load` writes
+the batch before (services/load.py: prepared_batches). The book it makes must be the one the single
 process makes, entry for entry and hash for hash, with the same rejections; a failure in the
 worker stops the load with a clear error and no half-written batch."""
 
@@ -46,6 +46,13 @@ def _book(tmp_path: Path) -> tuple[Path, int]:
     changed[5] = str(Decimal(first[5]) + 1)
     extra = [row.format(**fields) for row in BAD_ROWS] + [",".join(changed), lines[1]]
     trades.write_text("".join(lines + extra), encoding="utf-8")
+    cash = folder / "cash.csv"
+    first_cash = cash.read_text(encoding="utf-8").splitlines()[1].split(",")
+    with cash.open("a", encoding="utf-8") as stream:  # zero, unknown account, other content
+        stream.write(f"Z1,{first_cash[1]},{first_cash[2]},{first_cash[3]},0.00,DEPOSIT,\n"
+                     f"Z2,NOBODY,{first_cash[2]},{first_cash[3]},10.00,DEPOSIT,\n"
+                     f"{first_cash[0]},{first_cash[1]},{first_cash[2]},{first_cash[3]},1.00,"
+                     f"DEPOSIT,\n")
     return folder, len(lines) + 1
 
 
@@ -63,6 +70,7 @@ def _contents(url: str, folder: Path) -> dict[str, Any]:
                 "postings": rows("SELECT entry_sequence, line, gl_account, asset, amount, basis "
                                  "FROM postings ORDER BY entry_sequence, line"),
                 "trades": rows("SELECT * FROM trades ORDER BY sequence"),
+                "cash": rows("SELECT * FROM cash_movements ORDER BY movement_id"),
                 "cancels": rows("SELECT trade_id, account, cancel_date FROM cancels "
                                 "ORDER BY trade_id"),
                 "balances": rows("SELECT gl_account, asset, basis, amount FROM balances "
@@ -93,11 +101,12 @@ def test_the_worker_makes_the_same_book_as_one_process(book_url: str, tmp_path: 
     monkeypatch.setattr(load, "_prepared_by_worker", counted)
     together = _contents(book_url, folder)
 
-    assert [path.name for path in used] == ["trades.csv"]
+    assert [path.name for path in used] == ["cash.csv", "trades.csv"]
     assert len(alone["trades"]) > 800 and len(alone["cancels"]) >= 3
     rejected = {line for name, line, _ in alone["report"][2] if name == "trades.csv"}
     assert set(range(first_bad, first_bad + len(BAD_ROWS) + 1)) <= rejected
     assert alone["report"][1]["trades.csv"] == 1  # the reload of the first trade
+    assert sum(name == "cash.csv" for name, _, _ in alone["report"][2]) >= 3
     for name, value in alone.items():
         assert together[name] == value, name
 

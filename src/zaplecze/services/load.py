@@ -87,6 +87,10 @@ def _record_rejections(connection: Connection, problems: list[Problem],
         cursor.close()
 
 
+# The files whose rows make up ``RefData`` (instruments, accounts, commission, withholding).
+REFDATA_FILES = frozenset(("instruments", "accounts", "fees", "withholding"))
+
+
 class Loader:
     """Loads one folder into one book."""
 
@@ -97,6 +101,7 @@ class Loader:
         self.progress = progress
         self.report = LoadReport()
         self.refdata = RefData()
+        self._refdata_stale = True  # read the reference data again before it is next used
         self.withdrawals: list[tuple[CashMovement, Row]] = []
 
     # -- the folder ---------------------------------------------------------------------------
@@ -124,8 +129,8 @@ class Loader:
                     self._keep(reader.fatal)
                     continue
                 self._load_file(stem, reader, path)
-            if stem == "withholding" or stem == "fees" or stem == "accounts":
-                self.refdata = self._snapshot()
+            if stem in REFDATA_FILES:
+                self._refdata_stale = True
             if stem == "calendar_overrides":
                 self.calendar = self._calendar()
         self._decide_withdrawals()
@@ -147,11 +152,16 @@ class Loader:
 
     def _load_file(self, stem: str, reader: CsvReader, path: Path) -> None:
         handler = getattr(self, f"_batch_{stem}")
-        if stem in ("prices", "cash", "trades", "corporate_actions"):
+        if stem in ("prices", "cash", "trades", "corporate_actions") and self._refdata_stale:
             self.refdata = self._snapshot()
+            self._refdata_stale = False
+        refdata, calendar = self.refdata, self.calendar
+        prepare: Callable[[Row], Any] | None = (
+            (lambda row: prepare_row(row, refdata, calendar)) if stem == "trades"
+            else (lambda row: prepare_cash(row, refdata)) if stem == "cash" else None)
         batches: Iterable[list[Any]] = (
-            prepared_batches(reader, path, self.refdata, self.calendar, ROWS_PER_BATCH)
-            if stem == "trades" else _batches(reader, ROWS_PER_BATCH))
+            _batches(reader, ROWS_PER_BATCH) if prepare is None
+            else prepared_batches(reader, path, prepare, ROWS_PER_BATCH))
         for batch in batches:
             rows = [item for item in batch if not isinstance(item, Problem)]
             unreadable = [item for item in batch if isinstance(item, Problem)]
@@ -314,45 +324,44 @@ class Loader:
 
     # -- cash ---------------------------------------------------------------------------------
 
-    def _batch_cash(self, connection: Connection, name: str, rows: list[Row],
+    def _batch_cash(self, connection: Connection, name: str, rows: list[PreparedCash],
                     unreadable: list[Problem]) -> tuple[list[Problem], int, int]:
         problems = list(unreadable)
+        problems += [Problem(Rule(row.rule), row.detail, name, row.line)
+                     for row in rows if row.rule]
+        movements = [row for row in rows if not row.rule]
         fingerprints: dict[int, str] = {}
-        movements: list[tuple[Row, CashMovement]] = []
-        for row in rows:
-            try:
-                movements.append((row, capture.cash_movement(row.values, self.refdata)))
-            except Rejected as rejected:
-                problems.append(Problem(rejected.rule, rejected.detail, name, row.line))
-        stored = _stored_cash(connection, [m.movement_id for _, m in movements])
+        stored = _stored_cash(connection, [row.movement_id for row in movements])
         seen: dict[str, tuple[int, str]] = {}
         writer = JournalWriter(connection)
-        fresh: list[dict[str, Any]] = []
+        fresh: list[tuple[str, ...]] = []
         unchanged = 0
-        for row, movement in movements:
-            fingerprints[row.line] = movement.content_hash
-            earlier = seen.get(movement.movement_id) or stored.get(movement.movement_id)
+        for row in movements:
+            fingerprints[row.line] = row.digest
+            earlier = seen.get(row.movement_id) or stored.get(row.movement_id)
             if earlier is not None:
-                if earlier[1] != movement.content_hash:
+                if earlier[1] != row.digest:
                     problems.append(Problem(Rule.CONFLICTING_DUPLICATE_ID,
-                                            f"movement_id {movement.movement_id} was loaded "
+                                            f"movement_id {row.movement_id} was loaded "
                                             f"before with other content", name, row.line))
                 elif earlier[0] == -1:
                     problems.append(Problem(Rule.INSUFFICIENT_SETTLED_CASH,
-                                            f"movement_id {movement.movement_id} was refused "
+                                            f"movement_id {row.movement_id} was refused "
                                             f"when first loaded; the decision is final",
                                             name, row.line))
                 else:
                     unchanged += 1
                 continue
-            seen[movement.movement_id] = (row.line, movement.content_hash)
-            if movement.kind is CashKind.WITHDRAWAL:
-                self.withdrawals.append((movement, row))
+            seen[row.movement_id] = (row.line, row.digest)
+            if row.entry is None:  # a withdrawal: decided once the load's files are in
+                values = row.values or {}
+                self.withdrawals.append((capture.cash_movement(values, self.refdata),
+                                         Row(row.line, values)))
                 continue
-            writer.append(book_cash(movement, self.refdata))
-            fresh.append(_cash_record(movement, "BOOKED"))
+            writer.append_flat(row.entry)
+            fresh.append((*row.record, "BOOKED"))
         if fresh:
-            repo.insert_rows(connection, "cash_movements", fresh)
+            repo.write_rows(connection, "cash_movements", CASH_ROW_COLUMNS, fresh)
         writer.flush()
         _record_rejections(connection, problems, fingerprints)
         return problems, len(fresh), unchanged
@@ -607,28 +616,61 @@ def prepare_row(row: Row, refdata: RefData, calendar: SettlementCalendar) -> Pre
     return PreparedRow(row.line, action, trade_id, digest, record, flatten(entry))
 
 
-def prepared_batches(reader: CsvReader, path: Path, refdata: RefData,
-                     calendar: SettlementCalendar, size: int,
-                     ) -> Iterator[list[PreparedRow | Problem]]:
-    """trades.csv in batches of ``size`` rows, each row prepared (``prepare_row``). A large
-    file is read and prepared by a second process while this one books the batch before: on
-    two cores, the load's domain work and its database writes overlap. The batches are the
-    same either way."""
+class PreparedCash(NamedTuple):
+    """A cash.csv row worked as far as it goes without the book: for a valid movement its
+    record (short of the decision) and, unless it is a withdrawal, its flattened entry; for an
+    invalid one the rule it breaks. A withdrawal keeps its values: it is decided at the end."""
+    line: int
+    movement_id: str
+    digest: str = ""
+    record: tuple[str, ...] = ()  # CASH_COLUMNS_PREPARED
+    entry: FlatEntry | None = None
+    rule: str = ""
+    detail: str = ""
+    values: dict[str, str] | None = None  # a withdrawal only
+
+
+CASH_COLUMNS_PREPARED = ("movement_id", "account", "value_date", "currency", "amount", "kind",
+                         "description", "content_hash")
+CASH_ROW_COLUMNS = (*CASH_COLUMNS_PREPARED, "decision")
+
+
+def prepare_cash(row: Row, refdata: RefData) -> PreparedCash:
+    """Everything about one cash row that does not depend on the book. Pure."""
+    movement_id = row.values.get("movement_id", "")
+    try:
+        movement = capture.cash_movement(row.values, refdata)
+    except Rejected as rejected:
+        return PreparedCash(row.line, movement_id, rule=rejected.rule.value,
+                            detail=rejected.detail)
+    known = _cash_record(movement, "")
+    record = tuple(known[column] for column in CASH_COLUMNS_PREPARED)
+    if movement.kind is CashKind.WITHDRAWAL:
+        return PreparedCash(row.line, movement_id, movement.content_hash, record,
+                            values=row.values)
+    return PreparedCash(row.line, movement_id, movement.content_hash, record,
+                        flatten(book_cash(movement, refdata)))
+
+
+def prepared_batches(reader: CsvReader, path: Path, prepare: Callable[[Row], Any], size: int,
+                     ) -> Iterator[list[Any]]:
+    """A file in batches of ``size`` rows, each row prepared (``prepare_row``,
+    ``prepare_cash``). A large file is read and prepared by a second process while this one
+    books the batch before: on two cores, the load's domain work and its database writes
+    overlap. The batches are the same either way."""
     if (path.stat().st_size < PREPARE_IN_WORKER_BYTES
             or "fork" not in multiprocessing.get_all_start_methods()):
         for batch in _batches(reader, size):
-            yield [prepare_row(item, refdata, calendar) if isinstance(item, Row) else item
-                   for item in batch]
+            yield [prepare(item) if isinstance(item, Row) else item for item in batch]
         return
-    yield from _prepared_by_worker(path, refdata, calendar, size)
+    yield from _prepared_by_worker(path, prepare, size)
 
 
-def _prepared_by_worker(path: Path, refdata: RefData, calendar: SettlementCalendar, size: int,
-                        ) -> Iterator[list[PreparedRow | Problem]]:
-    context = multiprocessing.get_context("fork")
+def _prepared_by_worker(path: Path, prepare: Callable[[Row], Any], size: int,
+                        ) -> Iterator[list[Any]]:
+    context = multiprocessing.get_context("fork")  # the worker inherits ``prepare`` as it is
     receiver, sender = context.Pipe(duplex=False)
-    worker = context.Process(target=_prepare_file,
-                             args=(path, refdata, calendar, size, sender, receiver),
+    worker = context.Process(target=_prepare_file, args=(path, prepare, size, sender, receiver),
                              name="zaplecze-prepare", daemon=True)
     worker.start()
     sender.close()
@@ -651,7 +693,7 @@ def _prepared_by_worker(path: Path, refdata: RefData, calendar: SettlementCalend
         worker.join()
 
 
-def _prepare_file(path: Path, refdata: RefData, calendar: SettlementCalendar, size: int,
+def _prepare_file(path: Path, prepare: Callable[[Row], Any], size: int,
                   sender: multiprocessing.connection.Connection,
                   receiver: multiprocessing.connection.Connection) -> None:
     """The worker: reads the file afresh (its header was checked by the parent), prepares
@@ -668,8 +710,8 @@ def _prepare_file(path: Path, refdata: RefData, calendar: SettlementCalendar, si
         stream, reader = open_book_file(path)
         with stream:
             for batch in _batches(reader, size):
-                sender.send([prepare_row(item, refdata, calendar) if isinstance(item, Row)
-                             else item for item in batch])
+                sender.send([prepare(item) if isinstance(item, Row) else item
+                             for item in batch])
         sender.send(None)
     except BrokenPipeError:
         pass  # the parent has gone: nothing to tell
