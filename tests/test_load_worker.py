@@ -5,6 +5,9 @@ worker stops the load with a clear error and no half-written batch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -139,3 +142,44 @@ def test_a_failing_worker_stops_the_load_with_a_clear_error(tmp_path: Path,
         assert 0 < trades <= 3 * BATCH
     finally:
         book.engine.dispose()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait for a PID 1 that never reaps)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_killed_load_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """SIGKILL of `load` while its worker prepares: the worker must end by itself (it holds
+    copies of the load's descriptors: a PostgreSQL session would stay open while it lives)."""
+    folder = tmp_path / "book"
+    generate_book(BookShape(seed=5, accounts=200, instruments=40, trades=20_000, months=2,
+                            cancels=0, include_story=False), folder)
+    assert (folder / "trades.csv").stat().st_size >= load.PREPARE_IN_WORKER_BYTES
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    open_book(url, create=True).engine.dispose()
+    process = subprocess.Popen([sys.executable, "-m", "zaplecze", "--db", url, "load",
+                                str(folder)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while not workers and process.poll() is None and time.monotonic() < deadline:
+        workers = _children(process.pid)
+        time.sleep(0.01)
+    assert workers, "the load never started its worker"
+    assert all(_running(pid) for pid in workers)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"worker(s) {workers} outlived the killed load"
+        time.sleep(0.05)
