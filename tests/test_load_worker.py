@@ -16,7 +16,7 @@ import pytest
 
 from zaplecze.bootstrap import open_book
 from zaplecze.kernel.problems import BookError
-from zaplecze.services import load
+from zaplecze.services import audit, load
 from zaplecze.services.book_generator import BookShape, generate_book
 from zaplecze.services.load import Loader
 
@@ -64,6 +64,8 @@ def _contents(url: str, folder: Path) -> dict[str, Any]:
     try:
         report = Loader(book.engine).load(folder)
         assert report.fatal is None
+        # the chain recomputed from the stored rows: the prepared canonical text matched them
+        assert audit.verify(book.engine).problems == []
         with book.engine.connect() as connection:
             def rows(sql: str) -> list[tuple[Any, ...]]:
                 return [tuple(row) for row in connection.exec_driver_sql(sql)]

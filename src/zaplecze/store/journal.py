@@ -26,7 +26,7 @@ POSTING_COLUMNS = ("entry_sequence", "line", "gl_account", "asset", "amount", "b
 class FlatEntry(NamedTuple):
     """An entry as the journal stores it, short of its place in the chain (sequence, previous
     hash): plain strings and integers, so a batch of them crosses a process boundary cheaply
-    (the load prepares trades in a second process while this one writes)."""
+    (the load prepares trades and cash in a second process while this one writes)."""
     columns: tuple[str, str, str, str, str | None, str, str, str, str, str]  # key … memo
     basis: str
     postings: tuple[tuple[str, str, int], ...]  # (gl_account, asset, amount)
