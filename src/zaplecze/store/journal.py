@@ -136,35 +136,42 @@ class JournalWriter:
     def _upsert_balances(self) -> None:
         rows = [(account, asset, basis, amount)
                 for (account, asset, basis), amount in self._deltas.items() if amount]
-        self._add_amounts("balances", ("gl_account", "asset", "basis"), ("text", "text", "text"),
-                          rows)
+        self._add_amounts("balances", ("gl_account", "asset", "basis"), rows)
 
     def _upsert_cash_days(self) -> None:
         rows = [(*key, amount) for key, amount in self._cash_days.items() if amount]
         self._add_amounts("cash_by_day", ("basis", "business_date", "gl_account", "currency"),
-                          ("text", "date", "text", "text"), rows)
+                          rows)
 
-    def _add_amounts(self, table: str, keys: Sequence[str], types: Sequence[str],
-                     rows: list[tuple[object, ...]]) -> None:
-        """Add each row's amount to the stored row of its key, creating it when new. In key
-        order; PostgreSQL takes the batch as one statement over arrays (a statement per row
-        was a round trip per row), SQLite as one prepared statement run per row."""
+    def _add_amounts(self, table: str, keys: Sequence[str], rows: list[tuple[object, ...]],
+                     ) -> None:
+        """Add each row's amount to the stored row of its key, creating it when new, in key
+        order. PostgreSQL: the batch is copied into a temporary table of the same shape
+        (emptied at commit) and added by one INSERT … SELECT … ON CONFLICT (an array per
+        column through unnest took a third longer, most of it formatting the arrays); SQLite:
+        one prepared statement run per row."""
         if not rows:
             return
         rows.sort()
-        columns = ", ".join((*keys, "amount"))
-        upsert = (f"ON CONFLICT ({', '.join(keys)}) DO UPDATE "
-                  f"SET amount = {table}.amount + excluded.amount")
+        names = ", ".join(keys)
+        columns = f"{names}, amount"
+        upsert = f"ON CONFLICT ({names}) DO UPDATE SET amount = {table}.amount + excluded.amount"
+        if self.connection.dialect.name == "postgresql":
+            staging = f"{table}_added"
+            self.connection.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table}) "
+                f"ON COMMIT DELETE ROWS")
+            write_rows(self.connection, staging, (*keys, "amount"), rows)
+            self.connection.exec_driver_sql(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
+                f"ORDER BY {names} {upsert}")
+            self.connection.exec_driver_sql(f"TRUNCATE {staging}")
+            return
         cursor = self.connection.connection.cursor()
         try:
-            if self.connection.dialect.name == "postgresql":
-                arrays = ", ".join(f"%s::{kind}[]" for kind in (*types, "bigint"))
-                cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
-                               f"{upsert}", [list(column) for column in zip(*rows, strict=True)])
-            else:
-                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES "
-                                   f"({_placeholders(self.connection, len(keys) + 1)}) {upsert}",
-                                   rows)
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES "
+                               f"({_placeholders(self.connection, len(keys) + 1)}) {upsert}",
+                               rows)
         finally:
             cursor.close()
 
