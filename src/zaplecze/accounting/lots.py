@@ -17,12 +17,50 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple, Protocol
 
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.limits import FRACTION_PLACES
 from zaplecze.kernel.money import currency_scale, round_half_up
 from zaplecze.refdata.model import Instrument, LotMethod
-from zaplecze.trading.model import Side, Trade
+from zaplecze.trading.model import Side
+
+
+class TradeFacts(Protocol):
+    """What the lot fold reads of a trade: a ``Trade``, or the lighter ``LotTrade``."""
+
+    @property
+    def trade_id(self) -> str: ...
+    @property
+    def isin(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def trade_date(self) -> dt.date: ...
+    @property
+    def gross(self) -> Decimal: ...
+    @property
+    def commission(self) -> Decimal: ...
+    @property
+    def sequence(self) -> int: ...
+
+
+class LotTrade(NamedTuple):
+    """A trade as the lot fold needs it, cheap to make by the million (a report replaying
+    every account's lots builds one per stored trade)."""
+    trade_id: str
+    isin: str
+    side: Side
+    quantity: Decimal
+    currency: str
+    trade_date: dt.date
+    gross: Decimal
+    commission: Decimal
+    sequence: int
 
 
 @dataclass(slots=True)
@@ -117,7 +155,7 @@ class LotBook:
             return sorted(by_age, key=lambda lot: -(Fraction(lot.cost) / lot.quantity))
         return by_age
 
-    def trade(self, trade: Trade) -> None:
+    def trade(self, trade: TradeFacts) -> None:
         if trade.side is Side.BUY:
             self.buy(trade.isin, trade.trade_date, Fraction(trade.quantity),
                      trade.gross + trade.commission)
@@ -209,19 +247,19 @@ EventKey = tuple[dt.date, int, int]
 
 
 def replay(account: str, method: LotMethod, instruments: Mapping[str, Instrument],
-           trades: Iterable[Trade], actions: Iterable[CorporateAction]) -> LotBook:
+           trades: Iterable[TradeFacts], actions: Iterable[CorporateAction]) -> LotBook:
     """Fold an account's trades and corporate actions in order: by date, corporate actions
     before the day's trades, trades in booking order."""
     book = LotBook(account, method, instruments)
-    events: list[tuple[EventKey, Trade | CorporateAction]] = []
+    events: list[tuple[EventKey, TradeFacts | CorporateAction]] = []
     for trade in trades:
         events.append(((trade.trade_date, 1, trade.sequence), trade))
     for index, event in enumerate(actions):
         events.append(((event.ex_date, 0, index), event))
     events.sort(key=lambda item: item[0])
     for _, item in events:
-        if isinstance(item, Trade):
-            book.trade(item)
-        else:
+        if isinstance(item, CorporateAction):
             book.corporate_action(item)
+        else:
+            book.trade(item)
     return book

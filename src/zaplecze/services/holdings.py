@@ -35,7 +35,6 @@ from zaplecze.refdata.model import Instrument, LotMethod, RefData
 from zaplecze.reports import builders
 from zaplecze.services import ca_events, reporting
 from zaplecze.store import repo
-from zaplecze.trading.model import Side, Trade
 
 Balances = dict[tuple[str, str], int]
 Row = dict[str, Any]
@@ -214,19 +213,11 @@ def lot_books(connection: Connection, as_of: dt.date,
         return {}
     m = repo.mark(connection)
     day = as_of.isoformat()
-    by_account: dict[str, list[Trade]] = {}
-    sides = {"BUY": Side.BUY, "SELL": Side.SELL}
-    for (trade_id, account, isin, side, quantity, currency, trade_date, gross, commission,
-         sequence) in connection.exec_driver_sql(
-            f"SELECT t.trade_id, t.account, t.isin, t.side, t.quantity, t.currency, "
-            f"t.trade_date, t.gross, t.commission, t.sequence FROM trades t WHERE t.account IN "
-            f"({_marks(connection, len(wanted))}) AND t.trade_date <= {m} AND NOT EXISTS "
-            f"(SELECT 1 FROM cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})",
-            (*wanted, day, day)):
-        day_of = dt.date.fromisoformat(trade_date)
-        by_account.setdefault(account, []).append(Trade(
-            trade_id, account, isin, sides[side], Decimal(quantity), Decimal(0), currency,
-            day_of, day_of, "", "", Decimal(gross), Decimal(commission), "", sequence))
+    by_account = reporting.lot_trades(connection.exec_driver_sql(
+        f"SELECT {reporting.LOT_TRADE_COLUMNS} FROM trades t WHERE t.account IN "
+        f"({_marks(connection, len(wanted))}) AND t.trade_date <= {m} AND NOT EXISTS "
+        f"(SELECT 1 FROM cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})",
+        (*wanted, day, day)))
     if not by_account:
         return {}
     out = ca_events.reversed_by(connection, as_of)  # reversed: as if it never happened
