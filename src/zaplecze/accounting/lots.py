@@ -17,41 +17,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.limits import FRACTION_PLACES
 from zaplecze.kernel.money import currency_scale, round_half_up
 from zaplecze.refdata.model import Instrument, LotMethod
-from zaplecze.trading.model import Side
-
-
-class TradeFacts(Protocol):
-    """What the lot fold reads of a trade: a ``Trade``, or the lighter ``LotTrade``."""
-
-    @property
-    def trade_id(self) -> str: ...
-    @property
-    def isin(self) -> str: ...
-    @property
-    def side(self) -> Side: ...
-    @property
-    def quantity(self) -> Decimal: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def trade_date(self) -> dt.date: ...
-    @property
-    def gross(self) -> Decimal: ...
-    @property
-    def commission(self) -> Decimal: ...
-    @property
-    def sequence(self) -> int: ...
+from zaplecze.trading.model import Side, Trade
 
 
 class LotTrade(NamedTuple):
     """A trade as the lot fold needs it, cheap to make by the million (a report replaying
-    every account's lots builds one per stored trade)."""
+    every account's lots builds one per stored trade). The fold takes a ``Trade`` as well."""
     trade_id: str
     isin: str
     side: Side
@@ -155,7 +132,7 @@ class LotBook:
             return sorted(by_age, key=lambda lot: -(Fraction(lot.cost) / lot.quantity))
         return by_age
 
-    def trade(self, trade: TradeFacts) -> None:
+    def trade(self, trade: LotTrade | Trade) -> None:
         if trade.side is Side.BUY:
             self.buy(trade.isin, trade.trade_date, Fraction(trade.quantity),
                      trade.gross + trade.commission)
@@ -247,11 +224,11 @@ EventKey = tuple[dt.date, int, int]
 
 
 def replay(account: str, method: LotMethod, instruments: Mapping[str, Instrument],
-           trades: Iterable[TradeFacts], actions: Iterable[CorporateAction]) -> LotBook:
+           trades: Iterable[LotTrade | Trade], actions: Iterable[CorporateAction]) -> LotBook:
     """Fold an account's trades and corporate actions in order: by date, corporate actions
     before the day's trades, trades in booking order."""
     book = LotBook(account, method, instruments)
-    events: list[tuple[EventKey, TradeFacts | CorporateAction]] = []
+    events: list[tuple[EventKey, LotTrade | Trade | CorporateAction]] = []
     for trade in trades:
         events.append(((trade.trade_date, 1, trade.sequence), trade))
     for index, event in enumerate(actions):
