@@ -5,6 +5,7 @@ worker stops the load with a clear error and no half-written batch."""
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -185,3 +186,32 @@ def test_a_killed_load_leaves_no_worker_behind(tmp_path: Path) -> None:
     while any(_running(pid) for pid in workers):
         assert time.monotonic() < deadline, f"worker(s) {workers} outlived the killed load"
         time.sleep(0.05)
+
+
+def test_a_failing_write_stops_the_worker_too(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loading process fails on a batch (a full disk, say): the load stops with that error
+    after the batches before it, and its worker is stopped and reaped, not left behind."""
+    folder, _ = _book(tmp_path)
+    monkeypatch.setattr(load, "ROWS_PER_BATCH", BATCH)
+    monkeypatch.setattr(load, "PREPARE_IN_WORKER_BYTES", 0)
+    run_prepared = load.TradeBatch.run_prepared
+    calls: list[int] = []
+
+    def failing(self: Any, rows: Any, unreadable: Any) -> Any:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise OSError("database or disk is full")
+        return run_prepared(self, rows, unreadable)
+
+    monkeypatch.setattr(load.TradeBatch, "run_prepared", failing)
+    book = open_book(f"sqlite:///{tmp_path / 'book.db'}", create=True)
+    try:
+        with pytest.raises(OSError, match="disk is full"):
+            Loader(book.engine).load(folder)
+        assert multiprocessing.active_children() == []
+        with book.engine.connect() as connection:
+            trades = connection.exec_driver_sql("SELECT COUNT(*) FROM trades").scalar()
+        assert 0 < trades <= 2 * BATCH
+    finally:
+        book.engine.dispose()
