@@ -59,8 +59,16 @@ def refdata(connection: Connection) -> RefData:
 
 def existing_hashes(connection: Connection, table: str, key_column: str,
                     keys: Sequence[str]) -> dict[str, str]:
-    """content_hash of the records among ``keys`` already stored."""
+    """content_hash of the records among ``keys`` already stored. PostgreSQL takes the keys as
+    one array; SQLite in chunks under its limit on bound parameters."""
     found: dict[str, str] = {}
+    if connection.dialect.name == "postgresql":
+        if keys:
+            for key, digest in connection.exec_driver_sql(
+                    f"SELECT {key_column}, content_hash FROM {table} "
+                    f"WHERE {key_column} = ANY(%s::text[])", (list(keys),)):
+                found[str(key)] = str(digest)
+        return found
     for start in range(0, len(keys), 900):
         chunk = list(keys[start:start + 900])
         marks = ", ".join([mark(connection)] * len(chunk))
