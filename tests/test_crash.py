@@ -41,7 +41,6 @@ from sqlalchemy import Connection, Engine, text
 
 from conftest import CLI, PG_ADMIN_URL, ROOT, database_name, pg_admin, run_cli
 from zaplecze.kernel.calendar import weekdays
-from zaplecze.kernel.limits import ROWS_PER_BATCH
 from zaplecze.services.audit import verify
 from zaplecze.services.book_generator import BookShape, book_period, generate_book
 from zaplecze.services.reporting import build
@@ -50,6 +49,10 @@ from zaplecze.store.db import open_engine
 
 DEEP = os.environ.get("ZAPLECZE_DEEP") == "1"
 SEED = int(os.environ.get("ZAPLECZE_CRASH_SEED") or random.SystemRandom().randrange(1_000_000))
+# Batches of 5,000 rows (smaller than the default) so that the 30,000-trade book is six of
+# them, each a place for a kill to land between.
+BATCH_ROWS = 5_000
+LOAD_OPTIONS = ("--batch-rows", str(BATCH_ROWS))
 SHAPE = BookShape(seed=20240603, accounts=200, instruments=40, trades=30_000, months=2,
                   include_story=False)
 LOAD_CHAINS = 10 if DEEP else 1
@@ -84,7 +87,7 @@ class BigBook:
     def batches(self) -> list[tuple[set[str], set[str]]]:
         """(NEW trade ids, CANCELled trade ids) booked once the first k batches are in."""
         result = []
-        for end in range(0, len(self.trade_rows) + ROWS_PER_BATCH, ROWS_PER_BATCH):
+        for end in range(0, len(self.trade_rows) + BATCH_ROWS, BATCH_ROWS):
             rows = self.trade_rows[:end]
             result.append(({trade_id for trade_id, action in rows if action != "CANCEL"},
                            {trade_id for trade_id, action in rows if action == "CANCEL"}))
@@ -100,7 +103,7 @@ def big_book(tmp_path_factory: pytest.TempPathFactory) -> BigBook:
     rows = generate_book(SHAPE, folder)
     with (folder / "trades.csv").open(encoding="utf-8", newline="") as stream:
         trade_rows = [(row["trade_id"], row["action"] or "NEW") for row in csv.DictReader(stream)]
-    assert len(trade_rows) == rows["trades.csv"] > 5 * ROWS_PER_BATCH
+    assert len(trade_rows) == rows["trades.csv"] > 5 * BATCH_ROWS
     assert rows["corporate_actions.csv"] == 0  # everything the load books is checked below
     return BigBook(folder, rows, trade_rows)
 
@@ -275,7 +278,7 @@ def check_book(url: str, book: BigBook, *, complete: bool = False) -> tuple[Stat
             differing = sorted(set(stored.items()) ^ set(folded.items()))[:4]
             problems.append(f"stored balances differ from the fold of the journal: {differing}")
         # Whole batches, in load order: every reference file is all in or not at all, and
-        # trades.csv is in by whole batches of ROWS_PER_BATCH rows.
+        # trades.csv is in by whole batches of BATCH_ROWS rows.
         progress = []
         for file_name, table in FILE_TABLES:
             count = rows(f"SELECT COUNT(*) FROM {table}")[0][0]
@@ -441,7 +444,7 @@ class References:
             url = self.books.fresh(kind)
             run_cli(url, "init", check=True)
             started = time.monotonic()
-            done = run_cli(url, "load", str(self.book.folder))
+            done = run_cli(url, "load", *LOAD_OPTIONS, str(self.book.folder))
             seconds = time.monotonic() - started
             assert done.returncode == 0, f"the reference load failed:\n{done.stdout}{done.stderr}"
             _, problems = check_book(url, self.book, complete=True)
@@ -489,7 +492,8 @@ def test_kill_9_during_load_then_load_again(book_url: str, chain: int, big_book:
     done = 0.0  # the share of the trades booked so far
     for number, target in enumerate(kill_points(rng, KILLS_PER_CHAIN)):
         kill = aim(rng, "load", target, done, reference.seconds, RESCAN_SHARE)
-        kill.killed = run_and_kill(book_url, ["load", str(big_book.folder)], kill.delay,
+        kill.killed = run_and_kill(book_url, ["load", *LOAD_OPTIONS, str(big_book.folder)],
+                                   kill.delay,
                                    tmp_path / f"load-{number}.log")
         wait_until_alone(book_url)
         state, problems = check_book(book_url, big_book)
@@ -501,7 +505,7 @@ def test_kill_9_during_load_then_load_again(book_url: str, chain: int, big_book:
           + "\n  ".join(map(str, kills)))
     assert any(kill.killed for kill in kills), f"no kill landed while loading: {kills}"
 
-    finished = run_cli(book_url, "load", str(big_book.folder))
+    finished = run_cli(book_url, "load", *LOAD_OPTIONS, str(big_book.folder))
     context = f"seed {SEED}; {'; '.join(map(str, kills))}"
     assert finished.returncode == 0, f"{context}\n{finished.stdout}{finished.stderr}"
     assert "rejected" not in finished.stdout, finished.stdout

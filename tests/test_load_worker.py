@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from conftest import run_cli
 from zaplecze.bootstrap import open_book
 from zaplecze.kernel.problems import BookError
 from zaplecze.services import audit, load
@@ -215,3 +216,25 @@ def test_a_failing_write_stops_the_worker_too(tmp_path: Path,
         assert 0 < trades <= 2 * BATCH
     finally:
         book.engine.dispose()
+
+
+def test_batch_rows_sets_the_rows_of_each_transaction(tmp_path: Path) -> None:
+    folder, _ = _book(tmp_path)
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    for bad in ("0", "100001", "many"):
+        done = run_cli(url, "load", "--batch-rows", bad, str(folder))
+        assert done.returncode == 2 and "--batch-rows" in done.stderr, (bad, done.stderr)
+    book = open_book(url, create=True)
+    try:
+        seen: list[tuple[str, int]] = []
+        Loader(book.engine, progress=lambda name, rows: seen.append((name, rows)),
+               batch_rows=61).load(folder)
+        trades = [rows for name, rows in seen if name == "trades.csv"]
+        assert len(trades) > 10 and set(trades[:-1]) == {61} and 0 < trades[-1] <= 61
+    finally:
+        book.engine.dispose()
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    run_cli(other, "init", check=True)
+    done = run_cli(other, "load", "--batch-rows", "61", str(folder))
+    assert done.returncode == 1  # the bad rows appended to the book are rejected
+    assert _contents(url, folder)["entries"] == _contents(other, folder)["entries"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zaplecze import __version__
+from zaplecze.kernel.limits import BATCH_ROWS_MAX, BATCH_ROWS_MIN, ROWS_PER_BATCH
 from zaplecze.kernel.problems import BookError
 
 REPORT_NAMES = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
@@ -51,6 +52,17 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
+def _batch_rows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not BATCH_ROWS_MIN <= value <= BATCH_ROWS_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{value} rows a batch is outside {BATCH_ROWS_MIN}..{BATCH_ROWS_MAX:,}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zaplecze", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -69,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                                "new. Rejected rows are printed (file:line: rule: detail), kept "
                                "for `report rejected`, and make the exit status 1.")
     load.add_argument("folder", type=Path, help="a book folder of CSV files")
+    load.add_argument("--batch-rows", type=_batch_rows, default=None, metavar="N",
+                      help=f"source rows committed in one transaction (default "
+                      f"{ROWS_PER_BATCH:,}; from {BATCH_ROWS_MIN} to {BATCH_ROWS_MAX:,}): "
+                      f"larger batches write a big book faster, a crash loses at most one")
 
     eod = commands.add_parser("eod", help="run end of day through a date",
                               description="Settle what is due, apply corporate actions, credit "
@@ -253,7 +269,8 @@ def cmd_load(args: argparse.Namespace) -> int:
                 tasks[file_name] = progress.add_task(file_name, total=None)
             progress.advance(tasks[file_name], rows)
 
-        report = Loader(book.engine, book.calendar(), step).load(args.folder)
+        report = Loader(book.engine, book.calendar(), step,
+                        batch_rows=args.batch_rows or ROWS_PER_BATCH).load(args.folder)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if report.fatal is not None:

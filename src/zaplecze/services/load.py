@@ -95,10 +95,11 @@ class Loader:
     """Loads one folder into one book."""
 
     def __init__(self, engine: Engine, calendar: SettlementCalendar | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, batch_rows: int | None = None) -> None:
         self.engine = engine
         self.calendar = calendar or SettlementCalendar()
         self.progress = progress
+        self.batch_rows = batch_rows or ROWS_PER_BATCH  # source rows a transaction
         self.report = LoadReport()
         self.refdata = RefData()
         self._refdata_stale = True  # read the reference data again before it is next used
@@ -160,8 +161,8 @@ class Loader:
             (lambda row: prepare_row(row, refdata, calendar)) if stem == "trades"
             else (lambda row: prepare_cash(row, refdata)) if stem == "cash" else None)
         batches: Iterable[list[Any]] = (
-            _batches(reader, ROWS_PER_BATCH) if prepare is None
-            else prepared_batches(reader, path, prepare, ROWS_PER_BATCH))
+            _batches(reader, self.batch_rows) if prepare is None
+            else prepared_batches(reader, path, prepare, self.batch_rows))
         for batch in batches:
             rows = [item for item in batch if not isinstance(item, Problem)]
             unreadable = [item for item in batch if isinstance(item, Problem)]
