@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from zaplecze import __version__
-from zaplecze.kernel.limits import BATCH_ROWS_MAX, BATCH_ROWS_MIN, ROWS_PER_BATCH
+from zaplecze.kernel.limits import (
+    BATCH_ROWS_MAX,
+    BATCH_ROWS_MIN,
+    LARGE_FILE_BYTES,
+    ROWS_PER_BATCH,
+    ROWS_PER_LARGE_BATCH,
+)
 from zaplecze.kernel.problems import BookError
 
 REPORT_NAMES = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
@@ -82,9 +88,11 @@ def _parser() -> argparse.ArgumentParser:
                                "for `report rejected`, and make the exit status 1.")
     load.add_argument("folder", type=Path, help="a book folder of CSV files")
     load.add_argument("--batch-rows", type=_batch_rows, default=None, metavar="N",
-                      help=f"source rows committed in one transaction (default "
-                      f"{ROWS_PER_BATCH:,}; from {BATCH_ROWS_MIN} to {BATCH_ROWS_MAX:,}): "
-                      f"larger batches write a big book faster, a crash loses at most one")
+                      help=f"source rows committed in one transaction, from "
+                      f"{BATCH_ROWS_MIN} to {BATCH_ROWS_MAX:,} (default {ROWS_PER_BATCH:,}, "
+                      f"{ROWS_PER_LARGE_BATCH:,} for a file of "
+                      f"{LARGE_FILE_BYTES // 2**20} MiB or more): larger batches write a big "
+                      f"book faster; a crash loses at most one")
 
     eod = commands.add_parser("eod", help="run end of day through a date",
                               description="Settle what is due, apply corporate actions, credit "
@@ -270,7 +278,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             progress.advance(tasks[file_name], rows)
 
         report = Loader(book.engine, book.calendar(), step,
-                        batch_rows=args.batch_rows or ROWS_PER_BATCH).load(args.folder)
+                        batch_rows=args.batch_rows).load(args.folder)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if report.fatal is not None:

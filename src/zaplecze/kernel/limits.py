@@ -2,9 +2,12 @@
 
 # Source rows committed in one transaction by `load` (`--batch-rows` chooses another size).
 # Each commit writes every page the batch touched, and a big book's indexes are touched all
-# over: on a million trades, 5,000 rows a batch took 104 s, 10,000 88 s, 25,000 77 s; on
-# 100,000 trades 10,000 was the fastest (the second process preparing rows waits less).
+# over: on a million trades (SQLite), 5,000 rows a batch took 104 s, 10,000 88 s, 25,000 77 s;
+# on 100,000 trades 10,000 was the fastest (the second process preparing rows waits less for
+# the first batch). So a file of LARGE_FILE_BYTES or more goes in larger batches.
 ROWS_PER_BATCH = 10_000
+ROWS_PER_LARGE_BATCH = 25_000
+LARGE_FILE_BYTES = 32 * 2**20  # about 400,000 trades.csv rows
 BATCH_ROWS_MIN = 1
 BATCH_ROWS_MAX = 100_000
 # trades.csv from this size on is read and prepared by a second process while `load` writes

@@ -26,7 +26,12 @@ from zaplecze.corporate_actions.model import corporate_action as validate_corpor
 from zaplecze.formats.book_csv import LOAD_ORDER, CsvReader, Row, open_book_file
 from zaplecze.kernel.calendar import SettlementCalendar
 from zaplecze.kernel.fields import Rejected
-from zaplecze.kernel.limits import PREPARE_IN_WORKER_BYTES, ROWS_PER_BATCH
+from zaplecze.kernel.limits import (
+    LARGE_FILE_BYTES,
+    PREPARE_IN_WORKER_BYTES,
+    ROWS_PER_BATCH,
+    ROWS_PER_LARGE_BATCH,
+)
 from zaplecze.kernel.money import currency_scale, decimal_of, units
 from zaplecze.kernel.problems import BookError, Problem, Rule
 from zaplecze.ledger import accounts as gl
@@ -70,6 +75,12 @@ def _batches(reader: Iterable[Row | Problem], size: int) -> Iterator[list[Row | 
         yield batch
 
 
+def _rows_per_batch(path: Path) -> int:
+    """The default batch: larger for a large file (kernel/limits.py says why)."""
+    return (ROWS_PER_LARGE_BATCH if path.stat().st_size >= LARGE_FILE_BYTES
+            else ROWS_PER_BATCH)
+
+
 def _record_rejections(connection: Connection, problems: list[Problem],
                        fingerprints: dict[int, str]) -> None:
     if not problems:
@@ -99,7 +110,7 @@ class Loader:
         self.engine = engine
         self.calendar = calendar or SettlementCalendar()
         self.progress = progress
-        self.batch_rows = batch_rows or ROWS_PER_BATCH  # source rows a transaction
+        self.batch_rows = batch_rows  # source rows a transaction; None: by the file's size
         self.report = LoadReport()
         self.refdata = RefData()
         self._refdata_stale = True  # read the reference data again before it is next used
@@ -160,9 +171,10 @@ class Loader:
         prepare: Callable[[Row], Any] | None = (
             (lambda row: prepare_row(row, refdata, calendar)) if stem == "trades"
             else (lambda row: prepare_cash(row, refdata)) if stem == "cash" else None)
+        size = self.batch_rows or _rows_per_batch(path)
         batches: Iterable[list[Any]] = (
-            _batches(reader, self.batch_rows) if prepare is None
-            else prepared_batches(reader, path, prepare, self.batch_rows))
+            _batches(reader, size) if prepare is None
+            else prepared_batches(reader, path, prepare, size))
         for batch in batches:
             rows = [item for item in batch if not isinstance(item, Problem)]
             unreadable = [item for item in batch if isinstance(item, Problem)]
