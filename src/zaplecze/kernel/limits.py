@@ -10,7 +10,8 @@ ROWS_PER_LARGE_BATCH = 25_000
 LARGE_FILE_BYTES = 32 * 2**20  # about 400,000 trades.csv rows
 BATCH_ROWS_MIN = 1
 BATCH_ROWS_MAX = 100_000
-# trades.csv from this size on is read and prepared by a second process while `load` writes
+# trades.csv and cash.csv from this size on are read and prepared by a second process while
+# `load` writes
 PREPARE_IN_WORKER_BYTES = 1_048_576
 POSTINGS_PER_ENTRY_MAX = 64  # a business event larger than this is a programmer error
 FILE_ROWS_MAX = 20_000_000  # rows in one book-folder file

@@ -162,15 +162,21 @@ class Loader:
         with read_connection(self.engine) as connection:
             return repo.calendar(connection)
 
+    def _preparer(self, stem: str) -> Callable[[Row], Any] | None:
+        """How a row of this file is prepared ahead of the book, if it is."""
+        refdata, calendar = self.refdata, self.calendar
+        if stem == "trades":
+            return lambda row: prepare_row(row, refdata, calendar)
+        if stem == "cash":
+            return lambda row: prepare_cash(row, refdata)
+        return None
+
     def _load_file(self, stem: str, reader: CsvReader, path: Path) -> None:
         handler = getattr(self, f"_batch_{stem}")
         if stem in ("prices", "cash", "trades", "corporate_actions") and self._refdata_stale:
             self.refdata = self._snapshot()
             self._refdata_stale = False
-        refdata, calendar = self.refdata, self.calendar
-        prepare: Callable[[Row], Any] | None = (
-            (lambda row: prepare_row(row, refdata, calendar)) if stem == "trades"
-            else (lambda row: prepare_cash(row, refdata)) if stem == "cash" else None)
+        prepare = self._preparer(stem)
         size = self.batch_rows or _rows_per_batch(path)
         batches: Iterable[list[Any]] = (
             _batches(reader, size) if prepare is None
@@ -674,9 +680,14 @@ def prepared_batches(reader: CsvReader, path: Path, prepare: Callable[[Row], Any
     if (path.stat().st_size < PREPARE_IN_WORKER_BYTES
             or "fork" not in multiprocessing.get_all_start_methods()):
         for batch in _batches(reader, size):
-            yield [prepare(item) if isinstance(item, Row) else item for item in batch]
+            yield _prepared(batch, prepare)
         return
     yield from _prepared_by_worker(path, prepare, size)
+
+
+def _prepared(batch: list[Row | Problem], prepare: Callable[[Row], Any]) -> list[Any]:
+    """Each row prepared; a row that could not be read stays the Problem it is."""
+    return [prepare(item) if isinstance(item, Row) else item for item in batch]
 
 
 def _prepared_by_worker(path: Path, prepare: Callable[[Row], Any], size: int,
@@ -723,8 +734,7 @@ def _prepare_file(path: Path, prepare: Callable[[Row], Any], size: int,
         stream, reader = open_book_file(path)
         with stream:
             for batch in _batches(reader, size):
-                sender.send([prepare(item) if isinstance(item, Row) else item
-                             for item in batch])
+                sender.send(_prepared(batch, prepare))
         sender.send(None)
     except BrokenPipeError:
         pass  # the parent has gone: nothing to tell

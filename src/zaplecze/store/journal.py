@@ -147,9 +147,9 @@ class JournalWriter:
                      ) -> None:
         """Add each row's amount to the stored row of its key, creating it when new, in key
         order. PostgreSQL: the batch is copied into a temporary table of the same shape
-        (emptied at commit) and added by one INSERT … SELECT … ON CONFLICT (an array per
-        column through unnest took a third longer, most of it formatting the arrays); SQLite:
-        one prepared statement run per row."""
+        (emptied once added; a rollback empties it too) and added by one INSERT … SELECT …
+        ON CONFLICT (an array per column through unnest took a third longer, most of it
+        formatting the arrays); SQLite: one prepared statement run per row."""
         if not rows:
             return
         rows.sort()
@@ -159,8 +159,7 @@ class JournalWriter:
         if self.connection.dialect.name == "postgresql":
             staging = f"{table}_added"
             self.connection.exec_driver_sql(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table}) "
-                f"ON COMMIT DELETE ROWS")
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table})")
             write_rows(self.connection, staging, (*keys, "amount"), rows)
             self.connection.exec_driver_sql(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
