@@ -31,7 +31,8 @@ from zaplecze.kernel.money import round_half_up
 from zaplecze.refdata.model import Account, AccountKind, Instrument, LotMethod, RefData
 from zaplecze.services.eod import run_eod
 from zaplecze.services.load import Loader
-from zaplecze.services.reporting import build, lot_books
+from zaplecze.services.lot_books import lot_books
+from zaplecze.services.reporting import build
 from zaplecze.store.db import read_connection
 
 D = dt.date.fromisoformat

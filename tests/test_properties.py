@@ -64,6 +64,7 @@ from zaplecze.services import audit, reporting
 from zaplecze.services.book_generator import BookShape, book_period, generate_book
 from zaplecze.services.eod import run_eod
 from zaplecze.services.load import Loader
+from zaplecze.services.lot_books import lot_books
 from zaplecze.store import repo
 
 DEEP = os.environ.get("ZAPLECZE_DEEP") == "1"
@@ -535,7 +536,7 @@ def check_lots(engine: Any, journal: Journal, day: dt.date) -> None:
     """Lots total = position; cost_basis = the lots' cost; cost bought = realised + open."""
     positions = reporting.build(engine, "positions", as_of=day, basis="trade")
     with engine.connect() as connection:
-        books = reporting.lot_books(connection, day)
+        books = lot_books(connection, day)
         bought_rows = connection.exec_driver_sql(
             "SELECT t.account, t.currency, t.gross, t.commission FROM trades t "
             "WHERE t.side = 'BUY' AND t.trade_date <= ? AND NOT EXISTS (SELECT 1 FROM cancels c "

@@ -6,8 +6,9 @@ takes cost × closed / lot quantity, rounded half-up; the lot keeps the rest, so
 always used up exactly. Corporate actions transform lots on their ex date, before that day's
 trades (trades on the ex date carry no entitlement).
 
-Quantities are exact ``Fraction``s while lots are adjusted by a ratio (1:3 is not a decimal);
-costs are Decimals at the currency's minor unit.
+Quantities are exact: an ``int`` while whole (the usual case, and quick to fold), a
+``Fraction`` once a ratio leaves part of a share (1:3 is not a decimal); costs are Decimals at
+the currency's minor unit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import NamedTuple
 
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
@@ -24,6 +26,19 @@ from zaplecze.kernel.limits import FRACTION_PLACES
 from zaplecze.kernel.money import currency_scale, round_half_up
 from zaplecze.refdata.model import Instrument, LotMethod
 from zaplecze.trading.model import Side, Trade
+
+Exact = Fraction | int  # a lot quantity, see the module's docstring
+
+
+def exact(value: Fraction | int) -> Exact:
+    """``value`` as a lot quantity: an int when whole."""
+    return value.numerator if value.denominator == 1 else value
+
+
+@lru_cache(maxsize=65_536)
+def exact_of(quantity: Decimal) -> Exact:
+    """A trade's quantity as a lot quantity (trades repeat their quantities: cached)."""
+    return exact(Fraction(quantity))
 
 
 class LotTrade(NamedTuple):
@@ -45,7 +60,7 @@ class Lot:
     isin: str
     acquired: dt.date
     order: int  # booking order among lots with the same acquisition date
-    quantity: Fraction
+    quantity: Exact
     cost: Decimal
 
 
@@ -79,18 +94,33 @@ class LotBook:
     # -- queries ------------------------------------------------------------------------------
 
     def quantity(self, isin: str) -> Fraction:
-        return sum((lot.quantity for lot in self.lots.get(isin, ())), Fraction(0))
+        return Fraction(sum((lot.quantity for lot in self.lots.get(isin, ())), Fraction(0)))
 
     def cost(self, isin: str) -> Decimal:
         return sum((lot.cost for lot in self.lots.get(isin, ())), Decimal(0))
 
     # -- events -------------------------------------------------------------------------------
 
+    @property
+    def next_order(self) -> int:
+        """The booking-order counter: the order of the last lot opened by a trade."""
+        return self._order
+
+    @classmethod
+    def resumed(cls, account: str, method: LotMethod, instruments: Mapping[str, Instrument],
+                lots: Iterable[Lot], next_order: int) -> LotBook:
+        """An account's lots as a checkpoint kept them, in their stored order, to fold on
+        from (its realised rows stay behind: they are the checkpoint's past)."""
+        book = cls(account, method, instruments, _order=next_order)
+        for lot in lots:
+            book.lots.setdefault(lot.isin, []).append(lot)
+        return book
+
     def _next_order(self) -> int:
         self._order += 1
         return self._order
 
-    def buy(self, isin: str, day: dt.date, quantity: Fraction, cost: Decimal) -> None:
+    def buy(self, isin: str, day: dt.date, quantity: Exact, cost: Decimal) -> None:
         self._add(Lot(isin, day, self._next_order(), quantity, cost))
 
     def _add(self, lot: Lot) -> None:
@@ -98,12 +128,12 @@ class LotBook:
         lots = self.lots.setdefault(lot.isin, [])
         if self.method is LotMethod.AVERAGE and lots:
             pool = lots[0]
-            pool.quantity += lot.quantity
+            pool.quantity = exact(pool.quantity + lot.quantity)
             pool.cost += lot.cost
             return
         lots.append(lot)
 
-    def take(self, isin: str, quantity: Fraction) -> tuple[Fraction, Decimal]:
+    def take(self, isin: str, quantity: Exact) -> tuple[Exact, Decimal]:
         """Close up to ``quantity`` from the lots in sell order; returns (taken, cost taken)."""
         scale = currency_scale(self.instruments[isin].currency)
         remaining = quantity
@@ -111,20 +141,23 @@ class LotBook:
         for lot in self._sell_order(isin):
             if remaining <= 0:
                 break
-            taken = min(lot.quantity, remaining)
-            if taken == lot.quantity:
-                part = lot.cost
+            held = lot.quantity
+            if held <= remaining:  # the whole lot
+                taken, part = held, lot.cost
             else:
-                part = round_half_up(Fraction(lot.cost) * taken / lot.quantity, scale)
-            lot.quantity -= taken
+                taken = remaining
+                part = round_half_up(Fraction(lot.cost) * taken / held, scale)
+            lot.quantity = exact(held - taken)
             lot.cost -= part
             cost_taken += part
             remaining -= taken
         self.lots[isin] = [lot for lot in self.lots.get(isin, []) if lot.quantity != 0]
-        return quantity - remaining, cost_taken
+        return exact(quantity - remaining), cost_taken
 
     def _sell_order(self, isin: str) -> list[Lot]:
         lots = self.lots.get(isin, [])
+        if len(lots) < 2:
+            return list(lots)
         by_age = sorted(lots, key=lambda lot: (lot.acquired, lot.order))
         if self.method is LotMethod.LIFO:
             return by_age[::-1]
@@ -134,10 +167,10 @@ class LotBook:
 
     def trade(self, trade: LotTrade | Trade) -> None:
         if trade.side is Side.BUY:
-            self.buy(trade.isin, trade.trade_date, Fraction(trade.quantity),
+            self.buy(trade.isin, trade.trade_date, exact_of(trade.quantity),
                      trade.gross + trade.commission)
             return
-        _, cost = self.take(trade.isin, Fraction(trade.quantity))
+        _, cost = self.take(trade.isin, exact_of(trade.quantity))
         self.realized.append(Realized(self.account, trade.trade_id, trade.isin, trade.trade_date,
                                       trade.quantity, trade.gross - trade.commission, cost,
                                       trade.currency))
@@ -149,14 +182,14 @@ class LotBook:
         if event.kind in (CaKind.SPLIT, CaKind.STOCK_DIVIDEND):
             factor = event.ratio if event.kind is CaKind.SPLIT else 1 + event.ratio
             for lot in held:
-                lot.quantity *= factor
+                lot.quantity = exact(lot.quantity * factor)
         elif event.kind is CaKind.SPINOFF:
             self._spinoff(event, held)
         elif event.kind is CaKind.MERGER:
             del self.lots[event.isin]
             for lot in held:
                 self._add(Lot(event.new_isin, lot.acquired, lot.order,
-                              lot.quantity * event.ratio, lot.cost))
+                              exact(lot.quantity * event.ratio), lot.cost))
         elif event.kind is CaKind.CASH_MERGER:
             self._cash_merger(event, held)
             return
@@ -170,10 +203,10 @@ class LotBook:
             moved = round_half_up(lot.cost * event.cost_fraction, scale)
             lot.cost -= moved
             self._add(Lot(event.new_isin, lot.acquired, lot.order,
-                          lot.quantity * event.ratio, moved))
+                          exact(lot.quantity * event.ratio), moved))
 
     def _cash_merger(self, event: CorporateAction, held: list[Lot]) -> None:
-        quantity = sum((lot.quantity for lot in held), Fraction(0))
+        quantity = Fraction(sum((lot.quantity for lot in held), Fraction(0)))
         cost = sum((lot.cost for lot in held), Decimal(0))
         scale = currency_scale(event.currency)
         proceeds = round_half_up(Fraction(event.amount) * quantity, scale)
@@ -224,10 +257,12 @@ EventKey = tuple[dt.date, int, int]
 
 
 def replay(account: str, method: LotMethod, instruments: Mapping[str, Instrument],
-           trades: Iterable[LotTrade | Trade], actions: Iterable[CorporateAction]) -> LotBook:
+           trades: Iterable[LotTrade | Trade], actions: Iterable[CorporateAction],
+           start: LotBook | None = None) -> LotBook:
     """Fold an account's trades and corporate actions in order: by date, corporate actions
-    before the day's trades, trades in booking order."""
-    book = LotBook(account, method, instruments)
+    before the day's trades, trades in booking order. From ``start`` (the lots as they stood
+    at the close of a day, every event given dated after it) or from nothing."""
+    book = start if start is not None else LotBook(account, method, instruments)
     events: list[tuple[EventKey, LotTrade | Trade | CorporateAction]] = []
     for trade in trades:
         events.append(((trade.trade_date, 1, trade.sequence), trade))

@@ -21,3 +21,7 @@ QUANTITY_SCALE_MAX = 8  # decimals an instrument's quantity may declare
 FRACTION_PLACES = 12  # decimals a non-terminating cash-in-lieu fraction is written to (half-up)
 FIX_MESSAGE_BYTES_MAX = 65_536
 SQLITE_CACHE_KIB = 131_072  # SQLite page cache per connection
+# A balance as of a date starts from the latest checkpoint up to this many days before it and
+# adds the postings since through the date index; further back, one scan of the journal is
+# quicker.
+CHECKPOINT_REACH_DAYS = 31

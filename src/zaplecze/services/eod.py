@@ -43,7 +43,7 @@ from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, Phase, settle, void
 from zaplecze.refdata.model import RefData
-from zaplecze.services import ca_claims, ca_events, settlement
+from zaplecze.services import ca_claims, ca_events, lot_books, settlement
 from zaplecze.store import repo, schema
 from zaplecze.store.db import read_connection, with_retries
 from zaplecze.store.journal import JournalWriter
@@ -64,6 +64,7 @@ class DayResult:
     fails: int = 0
     penalties: int = 0
     entries: int = 0
+    checkpoint: bool = False  # the day's balances and lots kept (services/lot_books.py)
 
 
 @dataclass
@@ -163,6 +164,9 @@ def _run_day(connection: Connection, day: dt.date, refdata: RefData, fold: Posit
     result.penalties = len(accrued)
     writer.flush()
     _check_day(connection, day)
+    if lot_books.is_checkpoint_day(day):
+        lot_books.write(connection, day, writer.head.sequence)
+        result.checkpoint = True
     result.entries = writer.written
     connection.execute(schema.eod_runs.insert(), [{
         "business_date": day.isoformat(),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import iso4217
@@ -33,7 +34,8 @@ from zaplecze.kernel.money import (
 from zaplecze.ledger import accounts as gl
 from zaplecze.refdata.model import Instrument, LotMethod, RefData
 from zaplecze.reports import builders
-from zaplecze.services import ca_events, reporting
+from zaplecze.services import ca_events
+from zaplecze.services import lot_books as lot_books_service
 from zaplecze.store import repo
 
 Balances = dict[tuple[str, str], int]
@@ -204,17 +206,17 @@ def account_rows(connection: Connection, accounts: Collection[str] | None = None
 
 def lot_books(connection: Connection, as_of: dt.date,
               accounts: Collection[str] | None = None) -> dict[str, LotBook]:
-    """``reporting.lot_books`` for some accounts only: their own trades, replayed."""
+    """``lot_books.lot_books`` for some accounts only: their own trades, replayed."""
     if accounts is None or len(accounts) > ACCOUNTS_PROBED_MAX:
-        books = reporting.lot_books(connection, as_of)
+        books = lot_books_service.lot_books(connection, as_of)
         return books if accounts is None else {a: b for a, b in books.items() if a in accounts}
     wanted = sorted(accounts)
     if not wanted:
         return {}
     m = repo.mark(connection)
     day = as_of.isoformat()
-    by_account = reporting.lot_trades(connection.exec_driver_sql(
-        f"SELECT {reporting.LOT_TRADE_COLUMNS} FROM trades t WHERE t.account IN "
+    by_account = lot_books_service.lot_trades(connection.exec_driver_sql(
+        f"SELECT {lot_books_service.LOT_TRADE_COLUMNS} FROM trades t WHERE t.account IN "
         f"({_marks(connection, len(wanted))}) AND t.trade_date <= {m} AND NOT EXISTS "
         f"(SELECT 1 FROM cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})",
         (*wanted, day, day)))
@@ -261,7 +263,8 @@ def lots(connection: Connection, account: str, as_of: dt.date) -> list[Row]:
             if lot.quantity == 0:
                 continue
             rows.append({"account": account, "isin": isin, "acquired": lot.acquired.isoformat(),
-                         "quantity": plain(round_down(lot.quantity, instrument.quantity_scale)),
+                         "quantity": plain(round_down(Fraction(lot.quantity),
+                                                      instrument.quantity_scale)),
                          "cost": at_scale(lot.cost, scale), "currency": instrument.currency})
     return rows
 

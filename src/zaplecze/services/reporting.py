@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from zaplecze.accounting.lots import LotBook, LotTrade, replay
 from zaplecze.reports import builders
-from zaplecze.services import ca_desk, ca_events, reconciling, settlement_reports
+from zaplecze.services import ca_desk, reconciling, settlement_reports
+from zaplecze.services.lot_books import lot_books
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
-from zaplecze.trading.model import Side
 
 REPORTS = ("positions", "cash", "realized", "dividends", "trial-balance", "rejected",
            "stock-record", "valuation", "obligations", "cash-ladder", "instructions", "fails",
@@ -53,55 +51,6 @@ COLUMNS = {
 }
 
 
-LOT_TRADE_COLUMNS = ("t.trade_id, t.account, t.isin, t.side, t.quantity, t.currency, "
-                     "t.trade_date, t.gross, t.commission, t.sequence")
-
-
-def lot_trades(rows: Iterable[Sequence[Any]]) -> dict[str, list[LotTrade]]:
-    """Stored trades (LOT_TRADE_COLUMNS of ``trades t``) by account, as the lot fold reads
-    them."""
-    sides = {"BUY": Side.BUY, "SELL": Side.SELL}
-    dates: dict[str, dt.date] = {}
-    by_account: dict[str, list[LotTrade]] = {}
-    for (trade_id, account, isin, side, quantity, currency, trade_date, gross, commission,
-         sequence) in rows:
-        day = dates.get(trade_date)
-        if day is None:
-            day = dates[trade_date] = dt.date.fromisoformat(trade_date)
-        by_account.setdefault(account, []).append(LotTrade(
-            trade_id, isin, sides[side], Decimal(quantity), currency, day, Decimal(gross),
-            Decimal(commission), sequence))
-    return by_account
-
-
-def lot_books(connection: Connection, as_of: dt.date) -> dict[str, LotBook]:
-    """Every account's lots as of the end of ``as_of``: trades dated up to it, less those
-    cancelled by then; corporate actions with ex dates up to it."""
-    refdata = repo.refdata(connection)
-    m = repo.mark(connection)
-    day = as_of.isoformat()
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(
-            f"SELECT {LOT_TRADE_COLUMNS} FROM trades t WHERE t.trade_date <= {m} AND NOT EXISTS "
-            f"(SELECT 1 FROM cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})",
-            (day, day))
-        # A sequential scan; the lot fold orders each account's trades itself.
-        by_account = lot_trades(cursor.fetchall())
-    finally:
-        cursor.close()
-    # An event reversed by then is out of the books: its lots are as if it never happened.
-    out = ca_events.reversed_by(connection, as_of)
-    actions = [event for event in repo.corporate_actions(connection)
-               if event.ex_date <= as_of and event.event_id not in out]
-    books = {}
-    for account_id, trades in by_account.items():
-        account = refdata.accounts[account_id]
-        books[account_id] = replay(account_id, account.lot_method, refdata.instruments, trades,
-                                   actions)
-    return books
-
-
 def build(engine: Engine, name: str, **options: Any) -> list[dict[str, str]]:
     with read_connection(engine) as connection:
         return BUILDERS[name](connection, **options)
@@ -119,7 +68,7 @@ def _cash(connection: Connection, as_of: dt.date, basis: str) -> list[dict[str, 
 
 
 def _realized(connection: Connection, start: dt.date, end: dt.date) -> list[dict[str, str]]:
-    books = lot_books(connection, end)
+    books = lot_books(connection, end, realized_since=start)
     return builders.realized([r for book in books.values() for r in book.realized], start, end)
 
 

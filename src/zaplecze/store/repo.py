@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
 from zaplecze.corporate_actions.model import CaKind, CorporateAction
 from zaplecze.kernel.calendar import CalendarOverride, SettlementCalendar
+from zaplecze.kernel.limits import CHECKPOINT_REACH_DAYS
 from zaplecze.ledger.model import Entry, EntryKind, Phase, Posting
 from zaplecze.refdata.model import (
     Account,
@@ -269,15 +270,76 @@ def _whole_scan(connection: Connection) -> str:
     return " NOT INDEXED" if connection.dialect.name == "sqlite" else ""
 
 
+class Checkpoint(NamedTuple):
+    """A checkpoint's header (schema.checkpoints): the day it closed and what it knew."""
+    business_date: dt.date
+    entry_sequence: int
+    trade_sequence: int
+    actions: str
+    refdata: str
+
+
+def checkpoint_on_or_before(connection: Connection, day: dt.date) -> Checkpoint | None:
+    m = mark(connection)
+    row = connection.exec_driver_sql(
+        f"SELECT business_date, entry_sequence, trade_sequence, actions, refdata FROM "
+        f"checkpoints WHERE business_date <= {m} ORDER BY business_date DESC LIMIT 1",
+        (day.isoformat(),)).first()
+    if row is None:
+        return None
+    return Checkpoint(dt.date.fromisoformat(str(row[0])), int(row[1]), int(row[2]), str(row[3]),
+                      str(row[4]))
+
+
 def balances_as_of(connection: Connection, day: dt.date, basis: str,
-                   prefixes: Sequence[str] = ()) -> dict[tuple[str, str], int]:
-    """Σ postings per (GL account, asset) on a basis as of the end of ``day``."""
+                   prefixes: Sequence[str] = (), *,
+                   checkpoints: bool = True) -> dict[tuple[str, str], int]:
+    """Σ postings per (GL account, asset) on a basis as of the end of ``day``: from the
+    latest checkpoint within CHECKPOINT_REACH_DAYS before it when there is one (and
+    ``checkpoints``), else summed over the journal."""
+    checkpoint = checkpoint_on_or_before(connection, day) if checkpoints else None
+    if checkpoint is not None and (day - checkpoint.business_date).days <= CHECKPOINT_REACH_DAYS:
+        return _balances_from_checkpoint(connection, checkpoint, day, basis, prefixes)
     m = mark(connection)
     values = basis_values(basis)
     query = (f"SELECT gl_account, asset, SUM(amount) FROM postings{_whole_scan(connection)} "
              f"WHERE basis IN ({m}, {m}) AND business_date <= {m}")
     params: list[object] = [values[0], values[1], day.isoformat()]
     return _sums(connection, query + " {prefixes} GROUP BY gl_account, asset", params, prefixes)
+
+
+def _balances_from_checkpoint(connection: Connection, checkpoint: Checkpoint, day: dt.date,
+                              basis: str, prefixes: Sequence[str],
+                              ) -> dict[tuple[str, str], int]:
+    """The checkpoint's balances, plus the postings dated up to its day but booked after it
+    (above its journal head), plus the postings dated after its day up to ``day``: each posting
+    counted once, as the sum over the journal counts it."""
+    m = mark(connection)
+    values = basis_values(basis)
+    since = checkpoint.business_date.isoformat()
+    sqlite = connection.dialect.name == "sqlite"
+    # SQLite is steered to the key for the late postings and to the date index for the later
+    # ones; left to itself it walks the (asset, GL account) index for the grouping, every
+    # posting there is (8.6 s on the million-trade book instead of a few milliseconds).
+    by_key = " INDEXED BY sqlite_autoindex_postings_1" if sqlite else ""
+    by_date = " INDEXED BY ix_postings_date" if sqlite else ""
+    parts: list[tuple[str, list[object]]] = [
+        (f"SELECT gl_account, asset, amount FROM checkpoint_balances WHERE business_date = {m} "
+         f"AND basis = {m} {{prefixes}}", [since, "T" if basis == "trade" else "S"]),
+        (f"SELECT gl_account, asset, SUM(amount) FROM postings{by_key} WHERE entry_sequence > "
+         f"{m} AND business_date <= {m} AND basis IN ({m}, {m}) {{prefixes}} "
+         f"GROUP BY gl_account, asset",
+         [checkpoint.entry_sequence, since, *values]),
+        (f"SELECT gl_account, asset, SUM(amount) FROM postings{by_date} WHERE business_date > "
+         f"{m} AND business_date <= {m} AND basis IN ({m}, {m}) {{prefixes}} "
+         f"GROUP BY gl_account, asset", [since, day.isoformat(), *values]),
+    ]
+    result: dict[tuple[str, str], int] = {}
+    for query, params in parts:
+        for account, asset, amount in _narrowed(connection, query, params, prefixes):
+            key = (str(account), str(asset))
+            result[key] = result.get(key, 0) + int(amount)
+    return {key: amount for key, amount in result.items() if amount}
 
 
 def cash_as_of(connection: Connection, day: dt.date, basis: str,
@@ -297,13 +359,20 @@ def _sums(connection: Connection, query: str, params: list[object],
           prefixes: Sequence[str]) -> dict[tuple[str, str], int]:
     """Run a (GL account, asset, sum) query, its ``{prefixes}`` narrowed to the GL accounts
     under the given prefixes (all when none); the non-zero sums."""
+    return {(str(account), str(asset)): int(total)
+            for account, asset, total in _narrowed(connection, query, params, prefixes)
+            if int(total) != 0}
+
+
+def _narrowed(connection: Connection, query: str, params: list[object],
+              prefixes: Sequence[str]) -> Iterable[Any]:
+    """The rows of ``query`` with its ``{prefixes}`` narrowed to the GL accounts under the
+    given prefixes (all when none)."""
     m = mark(connection)
     narrowed = ("AND (" + " OR ".join(f"gl_account LIKE {m}" for _ in prefixes) + ")"
                 if prefixes else "")
-    rows = connection.exec_driver_sql(query.format(prefixes=narrowed),
+    return connection.exec_driver_sql(query.format(prefixes=narrowed),
                                       (*params, *(f"{prefix}:%" for prefix in prefixes)))
-    return {(str(account), str(asset)): int(total) for account, asset, total in rows
-            if int(total) != 0}
 
 
 def folded_cash_days(connection: Connection) -> dict[tuple[str, str, str], int]:

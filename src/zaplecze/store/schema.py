@@ -588,3 +588,55 @@ market_claim_events = Table(
     Column("at", String(32), nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+# --- checkpoints (revision 0007) ---------------------------------------------------------------
+
+# At the close of a checkpoint day (end of day: each week's and each month's last weekday) the
+# book as it then stood: every balance on both views and every account's open lots. Reports
+# as of a later date start from the latest checkpoint instead of the first trade. Derived from
+# the journal and the source records and never changed; what a checkpoint could not have known
+# when it was written (a trade booked late, a cancel, a corporate action or reference data that
+# differ) is found from the high-water marks below, and the reader then falls back to the
+# journal for what is affected.
+checkpoints = Table(
+    "checkpoints", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("entry_sequence", BigInteger, nullable=False),  # the journal's head when written
+    Column("trade_sequence", BigInteger, nullable=False),  # the last trade booked by then
+    Column("actions", Text, nullable=False),  # corporate actions in the lots, ids comma-joined
+    Column("refdata", Hash, nullable=False),  # digest of what the lot fold reads from refdata
+    Column("written_at", String(32), nullable=False),
+)
+
+checkpoint_balances = Table(
+    "checkpoint_balances", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("basis", String(1), primary_key=True),  # T (trade) or S (settlement)
+    Column("gl_account", String(96), primary_key=True),
+    Column("asset", String(12), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Every account with a trade dated up to the checkpoint, lots open or not.
+checkpoint_accounts = Table(
+    "checkpoint_accounts", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("next_order", BigInteger, nullable=False),  # the lot fold's booking-order counter
+    Column("cancelled", Integer, nullable=False),  # its trades to the date cancelled by then
+    sqlite_with_rowid=False,
+)
+
+checkpoint_lots = Table(
+    "checkpoint_lots", metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("isin", String(12), primary_key=True),
+    Column("position", Integer, primary_key=True),  # the lot's place in the account's list
+    Column("acquired", Date, nullable=False),
+    Column("lot_order", BigInteger, nullable=False),
+    Column("quantity", Text, nullable=False),  # exact: a fraction "n/d" after some ratios
+    Column("cost", Text, nullable=False),  # decimal at the currency's minor unit
+    sqlite_with_rowid=False,
+)

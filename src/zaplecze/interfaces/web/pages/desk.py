@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -25,7 +26,7 @@ from zaplecze.interfaces.web.problems import ApiProblem
 from zaplecze.kernel.money import at_scale, currency_scale, plain, round_down
 from zaplecze.refdata.model import AccountKind
 from zaplecze.reports import builders
-from zaplecze.services import reporting, trade_desk
+from zaplecze.services import lot_books, reporting, trade_desk
 from zaplecze.store import repo
 from zaplecze.store.db import read_connection
 
@@ -178,7 +179,7 @@ def account(account: Annotated[str, Path(max_length=64)], request: Request,
             raise ApiProblem(404, "unknown_account", f"no account {account}")
         day = _as_of(connection, request, as_of)
         balances = repo.balances_as_of(connection, day, "trade", ("client", "house"))
-        books = reporting.lot_books(connection, day)
+        books = lot_books.lot_books(connection, day)
         positions = [row for row in builders.positions(balances, refdata, books)
                      if row["account"] == account]
         cash = ([row for row in builders.cash(balances) if row["account"] == account]
@@ -191,7 +192,7 @@ def account(account: Annotated[str, Path(max_length=64)], request: Request,
                 scale = currency_scale(instrument.currency)
                 for lot in open_lots:
                     lots.append({"isin": isin, "acquired": lot.acquired.isoformat(),
-                                 "quantity": plain(round_down(lot.quantity,
+                                 "quantity": plain(round_down(Fraction(lot.quantity),
                                                               instrument.quantity_scale)),
                                  "cost": at_scale(lot.cost, scale),
                                  "currency": instrument.currency})

@@ -1,0 +1,199 @@
+"""Checkpoints: the balances and lots kept at end of day give the same figures as the journal.
+
+Books are loaded in two parts: a first part without some trades (they come late) and without
+some cancels, end of day through the middle of the period (checkpoints are kept on each week's
+and month's last weekday), then the whole folder (the late trades and cancels now land before
+and after checkpoints already kept), end of day to the end. For every weekday and both views,
+every account's lots (each lot, its order, the fold's counter), the realised rows after a
+checkpoint and every balance must be the same from a checkpoint as from the first trade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+
+from test_properties import SETTINGS, product_book, random_books, write_book
+from zaplecze.accounting.lots import LotBook
+from zaplecze.kernel.calendar import weekdays
+from zaplecze.refdata.model import LotMethod
+from zaplecze.services import lot_books as service
+from zaplecze.services.book_generator import BookShape, book_period, generate_book
+from zaplecze.services.eod import run_eod
+from zaplecze.services.load import Loader
+from zaplecze.store import repo
+
+
+def _state(books: Mapping[str, LotBook]) -> dict[str, Any]:
+    """Each account's open lots as the fold holds them, and its order counter."""
+    return {account: (book.next_order,
+                      {isin: [(lot.acquired, lot.order, lot.quantity, lot.cost) for lot in lots]
+                       for isin, lots in sorted(book.lots.items()) if lots})
+            for account, book in books.items() if any(book.lots.values())}
+
+
+def _realized(books: Mapping[str, LotBook], since: dt.date) -> list[Any]:
+    return sorted((r.account, r.trade_id, r.isin, r.close_date, r.quantity, r.proceeds, r.cost)
+                  for book in books.values() for r in book.realized if r.close_date >= since)
+
+
+def _first_part(folder: Path, target: Path, middle: dt.date, rng: random.Random) -> int:
+    """``folder`` without a tenth of its trades up to ``middle`` and their cancels, and
+    without any cancel dated after ``middle``; returns the trades held back."""
+    shutil.copytree(folder, target)
+    lines = (folder / "trades.csv").read_text().splitlines()
+    kept, late = [lines[0]], set()
+    for line in lines[1:]:
+        cells = line.split(",")
+        trade_id, action, day = cells[0], cells[1], dt.date.fromisoformat(cells[8])
+        if action == "CANCEL":
+            if trade_id not in late and day <= middle:
+                kept.append(line)
+            continue
+        if day > middle:
+            continue
+        if rng.random() < 0.1:
+            late.add(trade_id)
+            continue
+        kept.append(line)
+    (target / "trades.csv").write_text("\n".join(kept) + "\n")
+    return len(late)
+
+
+def _load(engine: Any, folder: Path) -> None:
+    report = Loader(engine).load(folder)
+    assert report.fatal is None, report.fatal
+
+
+def _compare(engine: Any, first: dt.date, last: dt.date) -> tuple[int, int]:
+    """Every weekday's lots and balances from the checkpoints against the journal; returns
+    (days a checkpoint served, accounts it had to send back to the first trade)."""
+    served = stale = 0
+    with engine.connect() as connection:
+        dates = service_dates(connection)
+        for day in weekdays(first, last):
+            checkpoint = repo.checkpoint_on_or_before(connection, day)
+            if checkpoint is not None:
+                served += 1
+                stale += len(service._stale_accounts(connection, checkpoint, day))
+            books = service.lot_books(connection, day)
+            journal = service.lot_books(connection, day, checkpoints=False)
+            assert _state(books) == _state(journal), day
+            since = next((d for d in dates if d < day), None)
+            if since is not None:
+                later = since + dt.timedelta(days=1)
+                assert _realized(service.lot_books(connection, day, later), later) == \
+                    _realized(journal, later), day
+            for basis in ("trade", "settlement"):
+                for prefixes in ((), ("client", "house")):
+                    assert repo.balances_as_of(connection, day, basis, prefixes) == \
+                        repo.balances_as_of(connection, day, basis, prefixes,
+                                            checkpoints=False), (day, basis, prefixes)
+    return served, stale
+
+
+def service_dates(connection: Any) -> list[dt.date]:
+    """The checkpoint days, latest first."""
+    return [dt.date.fromisoformat(str(row[0])) for row in connection.exec_driver_sql(
+        "SELECT business_date FROM checkpoints ORDER BY business_date DESC")]
+
+
+def test_checkpoints_give_the_journals_figures(book_url: str, tmp_path: Path) -> None:
+    shape = BookShape(seed=11, accounts=14, instruments=6, trades=900, months=3, cancels=12,
+                      include_story=True)
+    folder = tmp_path / "book"
+    generate_book(shape, folder)
+    first, last = book_period(shape)
+    days = weekdays(first, last)
+    middle = days[len(days) // 2]
+    held_back = _first_part(folder, tmp_path / "part", middle, random.Random(11))
+    assert held_back > 20
+    with product_book(book_url) as engine:
+        _load(engine, tmp_path / "part")
+        run_eod(engine, middle)
+        _load(engine, folder)  # the late trades and the cancels, before kept checkpoints
+        run_eod(engine, last)
+        with engine.connect() as connection:
+            kept = service_dates(connection)
+        assert len(kept) >= 12, kept
+        assert all(service.is_checkpoint_day(day) for day in kept)
+        served, stale = _compare(engine, first, last)
+        assert served >= len(days) - 5
+        assert stale > 0, "the late trades should have sent some accounts back"
+
+
+@SETTINGS
+@given(spec=random_books())
+def test_checkpoints_on_random_books(spec: Any, tmp_path: Path) -> None:
+    """Our own random books (every corporate-action kind, every lot method, cancels of each
+    kind), late trades and cancels included: the same figures from a checkpoint."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as name:
+        work = Path(name)
+        book = write_book(spec, work / "folder")
+        days = weekdays(book.first, book.last)
+        middle = days[len(days) // 2]
+        _first_part(book.folder, work / "part", middle, random.Random(len(days)))
+        with product_book(f"sqlite:///{work / 'book.db'}") as engine:
+            _load(engine, work / "part")
+            run_eod(engine, middle)
+            _load(engine, book.folder)
+            run_eod(engine, book.last)
+            _compare(engine, book.first, book.last)
+
+
+def test_a_checkpoint_that_does_not_fit_is_not_used(book_url: str, tmp_path: Path) -> None:
+    """Reference data the fold reads, or corporate actions, other than the checkpoint's: the
+    books come from the first trade."""
+    shape = BookShape(seed=5, accounts=8, instruments=5, trades=300, months=2, cancels=0,
+                      include_story=True)
+    folder = tmp_path / "book"
+    generate_book(shape, folder)
+    _, last = book_period(shape)
+    with product_book(book_url) as engine:
+        _load(engine, folder)
+        run_eod(engine, last)
+        with engine.connect() as connection:
+            checkpoint = repo.checkpoint_on_or_before(connection, last)
+            assert checkpoint is not None
+            refdata = repo.refdata(connection)
+            actions = service.effective_actions(connection, last)
+            assert service._from_checkpoint(connection, checkpoint, last, refdata,
+                                            actions) is not None
+            account = next(iter(refdata.accounts.values()))
+            other = LotMethod.LIFO if account.lot_method is not LotMethod.LIFO else \
+                LotMethod.HIFO
+            changed = refdata.accounts | {
+                account.account: dataclasses.replace(account, lot_method=other)}
+            assert service._from_checkpoint(connection, checkpoint, last,
+                                            dataclasses.replace(refdata, accounts=changed),
+                                            actions) is None
+            assert actions, "the story's split is in the lots"
+            assert service._from_checkpoint(connection, checkpoint, last, refdata,
+                                            actions[1:]) is None
+
+
+def test_checkpoints_are_append_only(book_url: str, tmp_path: Path) -> None:
+    shape = BookShape(seed=2, accounts=6, instruments=4, trades=120, months=1, cancels=0,
+                      include_story=False)
+    folder = tmp_path / "book"
+    generate_book(shape, folder)
+    _, last = book_period(shape)
+    with product_book(book_url) as engine:
+        _load(engine, folder)
+        run_eod(engine, last)
+        for statement in ("UPDATE checkpoint_lots SET cost = '0'",
+                          "DELETE FROM checkpoint_balances",
+                          "UPDATE checkpoints SET entry_sequence = 0",
+                          "DELETE FROM checkpoint_accounts"):
+            with pytest.raises(Exception, match="append-only"), \
+                    engine.begin() as connection:
+                connection.exec_driver_sql(statement)
