@@ -71,14 +71,15 @@ def test_trades_booked_since_the_last_end_of_day_are_found_by_their_sequence(
 def test_a_balance_from_a_checkpoint_reads_only_the_postings_since(
         tmp_path: Path, golden_folder: Path) -> None:
     """A balance as of a date after a checkpoint reads the checkpoint by its key, the postings
-    booked after it by the journal's key and those dated after it by the date index: never
-    every posting through the (asset, GL account) index."""
+    booked late through late_entries and the journal's key, and those dated after it by the
+    date index: never every posting through the (asset, GL account) index."""
     url = _closed_june(tmp_path, golden_folder)
     plans = _plans(url, lambda connection: repo.balances_as_of(
         connection, dt.date(2024, 6, 26), "trade", ("client", "house")))
     checkpoint, kept, late, later = plans
     assert "sqlite_autoindex_checkpoints_1 (business_date<?)" in checkpoint, checkpoint
     assert "checkpoint_balances USING PRIMARY KEY (business_date=? AND basis=?)" in kept, kept
-    assert "sqlite_autoindex_postings_1 (entry_sequence>?)" in late, late
+    assert "SEARCH l USING INDEX sqlite_autoindex_late_entries_1 (entry_sequence>?)" in late, late
+    assert "SEARCH p USING INDEX sqlite_autoindex_postings_1 (entry_sequence=?)" in late, late
     assert "ix_postings_date (business_date>? AND business_date<?)" in later, later
     assert not any("ix_postings_asset" in plan for plan in plans), plans

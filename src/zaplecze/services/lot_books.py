@@ -88,12 +88,15 @@ def effective_actions(connection: Connection, as_of: dt.date) -> list[CorporateA
 
 
 def lot_books(connection: Connection, as_of: dt.date, realized_since: dt.date | None = None,
-              *, checkpoints: bool = True) -> dict[str, LotBook]:
+              *, checkpoints: bool = True, refdata: RefData | None = None,
+              ) -> dict[str, LotBook]:
     """Every account's lots as of the end of ``as_of``: trades dated up to it, less those
     cancelled by then; corporate actions with ex dates up to it. Realised rows are complete
     from ``realized_since`` on (None: no realised rows are wanted); a checkpoint before that
-    date is used (unless not ``checkpoints``), one on or after it is not."""
-    refdata = repo.refdata(connection)
+    date is used (unless not ``checkpoints``), one on or after it is not. ``refdata``: the
+    book's, when the caller has read it already."""
+    if refdata is None:
+        refdata = repo.refdata(connection)
     actions = effective_actions(connection, as_of)
     checkpoint = repo.checkpoint_on_or_before(connection, as_of) if checkpoints else None
     if checkpoint is not None and (realized_since is None
@@ -253,9 +256,10 @@ class Written(NamedTuple):
 
 def write(connection: Connection, day: dt.date, head_sequence: int) -> Written:
     """Keep the checkpoint of ``day`` (at its end of day, once the day's entries are booked;
-    ``head_sequence`` is the journal's head then)."""
+    ``head_sequence`` is the journal's head then). The reference data is read afresh: a load
+    between two days of one end-of-day run may have added accounts."""
     refdata = repo.refdata(connection)
-    books = lot_books(connection, day)
+    books = lot_books(connection, day, refdata=refdata)
     actions = effective_actions(connection, day)
     text = day.isoformat()
     trade_sequence = int(connection.exec_driver_sql(

@@ -70,6 +70,7 @@ class JournalWriter:
         self._postings: list[tuple[object, ...]] = []
         self._deltas: dict[tuple[str, str, str], int] = {}
         self._cash_days: dict[tuple[str, str, str, str], int] = {}
+        self._earliest = ""  # the earliest business date queued ("" none)
         self.written = 0
 
     def append(self, entry: Entry) -> int:
@@ -87,6 +88,8 @@ class JournalWriter:
         basis = entry.basis
         views = _VIEWS[basis]
         day = entry.columns[3]
+        if not self._earliest or day < self._earliest:
+            self._earliest = day
         deltas, cash_days, postings = self._deltas, self._cash_days, self._postings
         for line, (gl_account, asset, amount) in enumerate(entry.postings, start=1):
             postings.append((sequence, line, gl_account, asset, amount, basis, day))
@@ -118,12 +121,25 @@ class JournalWriter:
                 write_rows(self.connection, "entries", ENTRY_COLUMNS, self._entries)
                 write_rows(self.connection, "postings", POSTING_COLUMNS, self._postings)
             self._verify_balanced(first, last)
+        self._record_late()
         self._upsert_balances()
         self._upsert_cash_days()
         count = len(self._entries)
         self.written += count
         self._entries, self._postings, self._deltas, self._cash_days = [], [], {}, {}
+        self._earliest = ""
         return count
+
+    def _record_late(self) -> None:
+        """Note the entries dated on or before the latest checkpoint (late_entries): a balance
+        from a checkpoint adds their postings. Writers are serialised, so every entry booked
+        after a checkpoint sees it here."""
+        latest = self.connection.exec_driver_sql(
+            "SELECT MAX(business_date) FROM checkpoints").scalar()
+        if latest is None or self._earliest > str(latest):
+            return
+        write_rows(self.connection, "late_entries", ("entry_sequence", "business_date"),
+                   [(row[0], row[4]) for row in self._entries if str(row[4]) <= str(latest)])
 
     def _verify_balanced(self, first: object, last: object) -> None:
         bad = self.connection.exec_driver_sql(

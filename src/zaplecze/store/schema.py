@@ -608,6 +608,15 @@ checkpoints = Table(
     Column("written_at", String(32), nullable=False),
 )
 
+# The entries booked dated on or before the latest checkpoint of their time (a trade loaded
+# late, a cancel dated back): the few postings a balance from a checkpoint must add besides
+# those dated after it. The journal writer keeps it.
+late_entries = Table(
+    "late_entries", metadata,
+    Column("entry_sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("business_date", Date, nullable=False),
+)
+
 checkpoint_balances = Table(
     "checkpoint_balances", metadata,
     Column("business_date", Date, primary_key=True),

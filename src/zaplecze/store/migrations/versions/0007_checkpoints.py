@@ -22,6 +22,7 @@ KEYS = {
     "checkpoint_balances": ("business_date", "basis", "gl_account", "asset"),
     "checkpoint_accounts": ("business_date", "account"),
     "checkpoint_lots": ("business_date", "account", "isin", "position"),
+    "late_entries": ("entry_sequence",),
 }
 
 
