@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+from conftest import zaplecze_in_process
 from test_properties import SETTINGS, product_book, random_books, write_book
 from zaplecze.accounting.lots import LotBook
 from zaplecze.kernel.calendar import weekdays
@@ -31,6 +32,7 @@ from zaplecze.services.book_generator import BookShape, book_period, generate_bo
 from zaplecze.services.eod import run_eod
 from zaplecze.services.load import Loader
 from zaplecze.store import repo
+from zaplecze.store.db import open_engine
 
 
 def _state(books: Mapping[str, LotBook]) -> dict[str, Any]:
@@ -197,3 +199,61 @@ def test_checkpoints_are_append_only(book_url: str, tmp_path: Path) -> None:
             with pytest.raises(Exception, match="append-only"), \
                     engine.begin() as connection:
                 connection.exec_driver_sql(statement)
+
+
+def _lift_guard(connection: Any, table: str) -> None:
+    """What someone with the database's keys could do: switch a table's guard off."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
+    else:
+        connection.exec_driver_sql(f"DROP TRIGGER {table}_append_only_update")
+
+
+def test_audit_compares_checkpoints_with_the_journal(book_url: str, tmp_path: Path) -> None:
+    shape = BookShape(seed=9, accounts=10, instruments=5, trades=500, months=2, cancels=6,
+                      include_story=True)
+    folder = tmp_path / "book"
+    generate_book(shape, folder)
+    first, last = book_period(shape)
+    middle = weekdays(first, last)[len(weekdays(first, last)) // 2]
+    _first_part(folder, tmp_path / "part", middle, random.Random(9))
+    zaplecze_in_process(book_url, "init", check=True)
+    # The story's withdrawal is refused on purpose: exit 1, every other row booked.
+    assert zaplecze_in_process(book_url, "load", str(tmp_path / "part")).returncode == 1
+    zaplecze_in_process(book_url, "eod", "--through", middle.isoformat(), check=True)
+    # The late trades and the cancels.
+    assert zaplecze_in_process(book_url, "load", str(folder)).returncode == 1
+    zaplecze_in_process(book_url, "eod", "--through", last.isoformat(), check=True)
+    done = zaplecze_in_process(book_url, "audit", "checkpoints", "--all", check=True)
+    agreed = done.stdout.splitlines()
+    assert len(agreed) >= 8, done
+    assert all(line.endswith("balances and lots agree with the journal") for line in agreed)
+
+    # The first checkpoint's balances and the last one's lots, changed behind the guards.
+    engine = open_engine(book_url)
+    try:
+        with engine.begin() as connection:
+            early, late = connection.exec_driver_sql(
+                "SELECT MIN(business_date), MAX(business_date) FROM checkpoints").one()
+            account = connection.exec_driver_sql(
+                f"SELECT MIN(account) FROM checkpoint_lots WHERE business_date = '{late}'"
+            ).scalar()
+            _lift_guard(connection, "checkpoint_lots")
+            connection.exec_driver_sql(
+                f"UPDATE checkpoint_lots SET cost = '1.00' WHERE business_date = '{late}' AND "
+                f"account = '{account}'")
+            _lift_guard(connection, "checkpoint_balances")
+            connection.exec_driver_sql(
+                f"UPDATE checkpoint_balances SET amount = amount + 1 WHERE business_date = "
+                f"'{early}' AND basis = 'S' AND SUBSTR(gl_account, 1, 7) = 'client:'")
+    finally:
+        engine.dispose()
+    done = zaplecze_in_process(book_url, "audit", "checkpoints", "--all")
+    assert done.returncode == 1, done
+    assert f"DIFFERS checkpoint {late}: the lots of {account} differ" in done.stderr, done
+    assert f"DIFFERS checkpoint {early}: settlement balance of client:" in done.stderr, done
+    assert len(done.stdout.splitlines()) == len(agreed) - 2, done
+    latest = zaplecze_in_process(book_url, "audit", "checkpoints")
+    assert latest.returncode == 1, latest
+    assert latest.stderr.splitlines() == [
+        f"DIFFERS checkpoint {late}: the lots of {account} differ from the fold of its trades"]

@@ -41,6 +41,7 @@ EPILOG = """examples:
   zaplecze settle receive inbox/*.xml
   zaplecze report fails --as-of 2024-06-14
   zaplecze audit verify
+  zaplecze audit checkpoints --all
   zaplecze export --format ledger --out books.ledger
 
 The database is --db URL, else $ZAPLECZE_DB, else sqlite:///zaplecze.db in this folder.
@@ -221,6 +222,12 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit_commands.add_parser("verify", help="recompute the hash chain over the journal")
     verify.add_argument("--head", metavar="SEQUENCE:HASH",
                         help="a head printed earlier: also detects a truncated journal")
+    checkpoints = audit_commands.add_parser(
+        "checkpoints", help="compare end of day's checkpoints with the journal",
+        description="Compare each checkpoint's balances with the postings it had seen and its "
+                    "lots with a fold of the trades from the first one (the latest checkpoint, "
+                    "or every one with --all).")
+    checkpoints.add_argument("--all", action="store_true", help="every checkpoint, oldest first")
 
     export = commands.add_parser("export", help="the general ledger as Ledger or Beancount text")
     export.add_argument("--format", dest="fmt", choices=("ledger", "beancount"), required=True)
@@ -366,6 +373,8 @@ def _need(value: Any, name: str) -> Any:
 def cmd_audit(args: argparse.Namespace) -> int:
     from zaplecze.services.audit import verify
 
+    if args.audit_command == "checkpoints":
+        return _audit_checkpoints(_book(args).engine, every=args.all)
     result = verify(_book(args).engine, expected_head=args.head)
     if result.problems:
         for problem in result.problems:
@@ -373,6 +382,28 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 1
     print(f"journal intact: {result.entries} entries; head {result.head}")
     return 0
+
+
+def _audit_checkpoints(engine: Any, *, every: bool) -> int:
+    from zaplecze.services import lot_books
+    from zaplecze.store.db import read_connection
+
+    with read_connection(engine) as connection:
+        days = [dt.date.fromisoformat(str(row[0])) for row in connection.exec_driver_sql(
+            "SELECT business_date FROM checkpoints ORDER BY business_date")]
+        if not days:
+            print("no checkpoints yet: end of day keeps one each week's and month's last "
+                  "weekday")
+            return 0
+        broken = 0
+        for day in days if every else days[-1:]:
+            problems = lot_books.verify(connection, day)
+            for problem in problems:
+                print(f"DIFFERS {problem}", file=sys.stderr)
+            broken += bool(problems)
+            if not problems:
+                print(f"checkpoint {day}: balances and lots agree with the journal")
+    return 1 if broken else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

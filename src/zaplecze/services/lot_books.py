@@ -293,3 +293,52 @@ def write(connection: Connection, day: dt.date, head_sequence: int) -> Written:
                     ("business_date", "account", "isin", "position", "acquired", "lot_order",
                      "quantity", "cost"), lot_rows)
     return Written(len(balance_rows), len(account_rows), len(lot_rows))
+
+
+# --- auditing ----------------------------------------------------------------------------------
+
+def verify(connection: Connection, day: dt.date) -> list[str]:
+    """The checkpoint of ``day`` against the journal: its balances against the postings it had
+    seen (up to its journal head), its lots against a fold from the first trade of every
+    account nothing has touched since. Returns the differences found, at most 20."""
+    checkpoint = repo.checkpoint_on_or_before(connection, day)
+    if checkpoint is None or checkpoint.business_date != day:
+        return [f"no checkpoint on {day}"]
+    problems: list[str] = []
+    m = repo.mark(connection)
+    text = day.isoformat()
+    for view, basis in (("T", "trade"), ("S", "settlement")):
+        kept = {(str(a), str(s)): int(n) for a, s, n in connection.exec_driver_sql(
+            f"SELECT gl_account, asset, amount FROM checkpoint_balances WHERE "
+            f"business_date = {m} AND basis = {m}", (text, view))}
+        summed = {(str(a), str(s)): int(n) for a, s, n in connection.exec_driver_sql(
+            f"SELECT gl_account, asset, SUM(amount) FROM postings WHERE entry_sequence <= {m} "
+            f"AND business_date <= {m} AND basis IN ({m}, {m}) GROUP BY gl_account, asset",
+            (checkpoint.entry_sequence, text, *repo.basis_values(basis))) if int(n)}
+        problems += [f"checkpoint {day}: {basis} balance of {key[0]} in {key[1]} is "
+                     f"{kept.get(key, 0)}, the journal says {summed.get(key, 0)}"
+                     for key in sorted(kept.keys() | summed.keys())
+                     if kept.get(key, 0) != summed.get(key, 0)]
+    refdata = repo.refdata(connection)
+    actions = effective_actions(connection, day)
+    if checkpoint.refdata != refdata_digest(refdata) or \
+            checkpoint.actions != _action_ids(actions):
+        return [*problems, f"checkpoint {day}: lots not compared (the reference data or the "
+                           f"corporate actions have changed since; reports do not use it)"][:20]
+    stale = _stale_accounts(connection, checkpoint, day)
+    kept_books = _resumed(connection, day, refdata, stale)
+    journal = lot_books(connection, day, checkpoints=False, refdata=refdata)
+    for account_id in sorted((kept_books.keys() | journal.keys()) - stale):
+        ours = _open_lots(kept_books.get(account_id))
+        theirs = _open_lots(journal.get(account_id))
+        if ours != theirs:
+            problems.append(f"checkpoint {day}: the lots of {account_id} differ from the fold "
+                            f"of its trades")
+    return problems[:20]
+
+
+def _open_lots(book: LotBook | None) -> dict[str, list[tuple[dt.date, int, Exact, Decimal]]]:
+    if book is None:
+        return {}
+    return {isin: [(lot.acquired, lot.order, lot.quantity, lot.cost) for lot in lots]
+            for isin, lots in book.lots.items() if lots}
