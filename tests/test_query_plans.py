@@ -83,3 +83,17 @@ def test_a_balance_from_a_checkpoint_reads_only_the_postings_since(
     assert "SEARCH p USING INDEX sqlite_autoindex_postings_1 (entry_sequence=?)" in late, late
     assert "ix_postings_date (business_date>? AND business_date<?)" in later, later
     assert not any("ix_postings_asset" in plan for plan in plans), plans
+
+
+def test_lots_from_a_checkpoint_read_only_what_came_since(
+        tmp_path: Path, golden_folder: Path) -> None:
+    """Which accounts a checkpoint cannot serve: the trades booked since, by their sequence,
+    and the cancels, each trade by its key — never every trade up to the checkpoint."""
+    from zaplecze.services import lot_books
+
+    url = _closed_june(tmp_path, golden_folder)
+    plans = _plans(url, lambda connection: lot_books.lot_books(connection, dt.date(2024, 6, 26)))
+    booked_since = next(plan for plan in plans if "DISTINCT" in plan)
+    assert "sqlite_autoindex_trades_2 (sequence>?)" in booked_since, booked_since
+    cancelled = next(plan for plan in plans if plan.startswith("SCAN c /"))
+    assert "SEARCH t USING INDEX sqlite_autoindex_trades_1 (trade_id=?)" in cancelled, cancelled

@@ -60,7 +60,7 @@ def build(engine: Engine, name: str, **options: Any) -> list[dict[str, str]]:
 def _positions(connection: Connection, as_of: dt.date, basis: str) -> list[dict[str, str]]:
     refdata = repo.refdata(connection)
     balances = repo.balances_as_of(connection, as_of, basis, ("client", "house"))
-    books = lot_books(connection, as_of) if basis == "trade" else None
+    books = lot_books(connection, as_of, refdata=refdata) if basis == "trade" else None
     return builders.positions(balances, refdata, books)
 
 
