@@ -32,7 +32,7 @@ from zaplecze.services.book_generator import BookShape, book_period, generate_bo
 from zaplecze.services.eod import run_eod
 from zaplecze.services.load import Loader
 from zaplecze.store import repo
-from zaplecze.store.db import open_engine
+from zaplecze.store.db import open_engine, refresh_statistics
 
 
 def _state(books: Mapping[str, LotBook]) -> dict[str, Any]:
@@ -257,3 +257,23 @@ def test_audit_compares_checkpoints_with_the_journal(book_url: str, tmp_path: Pa
     assert latest.returncode == 1, latest
     assert latest.stderr.splitlines() == [
         f"DIFFERS checkpoint {late}: the lots of {account} differ from the fold of its trades"]
+
+
+def test_a_big_load_leaves_the_planner_statistics_fresh(book_url: str, tmp_path: Path) -> None:
+    """PostgreSQL: a load that grows the journal analyses what it grew, so end of day does not
+    plan its look-ups for an empty journal (autovacuum may be off, or behind)."""
+    shape = BookShape(seed=4, accounts=40, instruments=8, trades=10_500, months=1, cancels=3,
+                      include_story=False)
+    folder = tmp_path / "book"
+    generate_book(shape, folder)
+    with product_book(book_url) as engine:
+        _load(engine, folder)
+        if engine.dialect.name != "postgresql":
+            assert refresh_statistics(engine) == []  # SQLite's plans come from the schema
+            return
+        with engine.connect() as connection:
+            analysed = {str(name): when for name, when in connection.exec_driver_sql(
+                "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN "
+                "('trades', 'entries', 'postings', 'balances')")}
+        assert set(analysed) == {"trades", "entries", "postings", "balances"}
+        assert all(when is not None for when in analysed.values()), analysed

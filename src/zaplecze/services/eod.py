@@ -45,7 +45,7 @@ from zaplecze.ledger.model import Entry, Phase, settle, void
 from zaplecze.refdata.model import RefData
 from zaplecze.services import ca_claims, ca_events, lot_books, settlement
 from zaplecze.store import repo, schema
-from zaplecze.store.db import read_connection, with_retries
+from zaplecze.store.db import read_connection, refresh_statistics, with_retries
 from zaplecze.store.journal import JournalWriter
 
 
@@ -118,6 +118,9 @@ def run_eod(engine: Engine, through: dt.date,
     report.skipped = len(weekdays(start, through)) - len(days)
     fold = PositionFold()
     for index, day in enumerate(days, start=1):
+        # After a big load, and as a long run settles the journal: the planner's statistics.
+        refresh_statistics(engine)
+
         def work(connection: Connection, day: dt.date = day) -> DayResult:
             return _run_day(connection, day, refdata, fold, calendar, operation)
 

@@ -27,6 +27,7 @@ from zaplecze.formats.book_csv import LOAD_ORDER, CsvReader, Row, open_book_file
 from zaplecze.kernel.calendar import SettlementCalendar
 from zaplecze.kernel.fields import Rejected
 from zaplecze.kernel.limits import (
+    ANALYZE_AFTER_ROWS,
     LARGE_FILE_BYTES,
     PREPARE_IN_WORKER_BYTES,
     ROWS_PER_BATCH,
@@ -41,7 +42,7 @@ from zaplecze.refdata.model import RefData
 from zaplecze.services.eod import projected_action_cash
 from zaplecze.settlement.ssi import ssi_row
 from zaplecze.store import repo
-from zaplecze.store.db import read_connection, with_retries
+from zaplecze.store.db import read_connection, refresh_statistics, with_retries
 from zaplecze.store.journal import FlatEntry, JournalWriter, flatten
 from zaplecze.trading import capture
 from zaplecze.trading.booking import book_cash, book_trade, trade_key
@@ -146,6 +147,8 @@ class Loader:
             if stem == "calendar_overrides":
                 self.calendar = self._calendar()
         self._decide_withdrawals()
+        if sum(self.report.booked.values()) >= ANALYZE_AFTER_ROWS:
+            refresh_statistics(self.engine, grown=True)
         return self.report
 
     def _keep(self, problem: Problem) -> None:

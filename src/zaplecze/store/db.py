@@ -129,6 +129,33 @@ def with_retries(engine: Engine, work: Callable[[Connection], T]) -> T:
             time.sleep(0.05 * attempt)
 
 
+# The tables a load or an end of day grows by the hundred thousand.
+GROWING_TABLES = ("trades", "cancels", "cash_movements", "entries", "postings", "balances",
+                  "cash_by_day", "late_entries", "valuations", "checkpoint_balances",
+                  "checkpoint_accounts", "checkpoint_lots")
+
+
+def refresh_statistics(engine: Engine, *, grown: bool = False) -> list[str]:
+    """PostgreSQL: ANALYZE the growing tables — all of them when the caller has just ``grown``
+    them (a bulk load: the server's change counters lag the last commits), else those stale by
+    autovacuum's own rule (changed rows above 50 + 10 % of the table) — whether or not
+    autovacuum is on or has caught up; returns the tables analysed. A bulk load left without
+    statistics had the planner believe the journal empty: end of day's pending-entry look-up
+    then took minutes a day instead of milliseconds. SQLite keeps no statistics here: its plans
+    are fixed by the schema (and, where it matters, named indexes)."""
+    if not is_postgres(engine):
+        return []
+    rule = "" if grown else "AND n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup, 1) "
+    with engine.connect() as connection:
+        stale = [str(row[0]) for row in connection.exec_driver_sql(
+            f"SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) {rule}"
+            f"ORDER BY relname", (list(GROWING_TABLES),))]
+        for table in stale:
+            connection.exec_driver_sql(f"ANALYZE {table}")  # one of GROWING_TABLES
+        connection.commit()
+    return stale
+
+
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
     """A consistent read: one transaction (a snapshot on PostgreSQL, and on SQLite in WAL mode)."""
