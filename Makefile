@@ -33,13 +33,19 @@ $(VENDOR_STAMP): package.json package-lock.json
 	  touch $(VENDOR_STAMP); \
 	else echo "note: npm is not installed; the pages will work without htmx, AG Grid and Chart.js"; fi
 
-# The `ledger` program checks our general-ledger export in the tests (Debian package `ledger`).
+# The `ledger` program checks our general-ledger export in the tests (Debian package `ledger`);
+# Debian's `chromium` runs the browser tests (through Playwright's executable_path).
 system-deps:
 	@command -v ledger >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get install -y -qq ledger >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq ledger >/dev/null)) \
 	      || echo "note: could not install 'ledger'; the ledger cross-check test will be skipped"; \
 	  else echo "note: 'ledger' is not installed; the ledger cross-check test will be skipped"; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)) \
+	      || echo "note: could not install 'chromium'; the browser tests will be skipped"; \
+	  else echo "note: 'chromium' is not installed; the browser tests will be skipped"; fi; }
 
 demo: env
 	$(BIN)/zaplecze demo
