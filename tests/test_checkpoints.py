@@ -81,7 +81,7 @@ def _compare(engine: Any, first: dt.date, last: dt.date) -> tuple[int, int]:
     (days a checkpoint served, accounts it had to send back to the first trade)."""
     served = stale = 0
     with engine.connect() as connection:
-        dates = service_dates(connection)
+        dates = service.checkpoint_days(connection)[::-1]  # latest first
         for day in weekdays(first, last):
             checkpoint = repo.checkpoint_on_or_before(connection, day)
             if checkpoint is not None:
@@ -103,18 +103,18 @@ def _compare(engine: Any, first: dt.date, last: dt.date) -> tuple[int, int]:
     return served, stale
 
 
-def service_dates(connection: Any) -> list[dt.date]:
-    """The checkpoint days, latest first."""
-    return [dt.date.fromisoformat(str(row[0])) for row in connection.exec_driver_sql(
-        "SELECT business_date FROM checkpoints ORDER BY business_date DESC")]
+def _generated(tmp_path: Path, **shape: Any) -> tuple[Path, dt.date, dt.date]:
+    """A generated book folder (``BookShape`` of ``shape``) and its first and last days."""
+    book = BookShape(**shape)
+    folder = tmp_path / "book"
+    generate_book(book, folder)
+    first, last = book_period(book)
+    return folder, first, last
 
 
 def test_checkpoints_give_the_journals_figures(book_url: str, tmp_path: Path) -> None:
-    shape = BookShape(seed=11, accounts=14, instruments=6, trades=900, months=3, cancels=12,
-                      include_story=True)
-    folder = tmp_path / "book"
-    generate_book(shape, folder)
-    first, last = book_period(shape)
+    folder, first, last = _generated(tmp_path, seed=11, accounts=14, instruments=6, trades=900,
+                                     months=3, cancels=12, include_story=True)
     days = weekdays(first, last)
     middle = days[len(days) // 2]
     held_back = _first_part(folder, tmp_path / "part", middle, random.Random(11))
@@ -125,7 +125,7 @@ def test_checkpoints_give_the_journals_figures(book_url: str, tmp_path: Path) ->
         _load(engine, folder)  # the late trades and the cancels, before kept checkpoints
         run_eod(engine, last)
         with engine.connect() as connection:
-            kept = service_dates(connection)
+            kept = service.checkpoint_days(connection)
         assert len(kept) >= 12, kept
         assert all(service.is_checkpoint_day(day) for day in kept)
         served, stale = _compare(engine, first, last)
@@ -155,11 +155,8 @@ def test_checkpoints_on_random_books(spec: Any, tmp_path: Path) -> None:
 def test_a_checkpoint_that_does_not_fit_is_not_used(book_url: str, tmp_path: Path) -> None:
     """Reference data the fold reads, or corporate actions, other than the checkpoint's: the
     books come from the first trade."""
-    shape = BookShape(seed=5, accounts=8, instruments=5, trades=300, months=2, cancels=0,
-                      include_story=True)
-    folder = tmp_path / "book"
-    generate_book(shape, folder)
-    _, last = book_period(shape)
+    folder, _, last = _generated(tmp_path, seed=5, accounts=8, instruments=5, trades=300,
+                                 months=2, cancels=0, include_story=True)
     with product_book(book_url) as engine:
         _load(engine, folder)
         run_eod(engine, last)
@@ -184,11 +181,8 @@ def test_a_checkpoint_that_does_not_fit_is_not_used(book_url: str, tmp_path: Pat
 
 
 def test_checkpoints_are_append_only(book_url: str, tmp_path: Path) -> None:
-    shape = BookShape(seed=2, accounts=6, instruments=4, trades=120, months=1, cancels=0,
-                      include_story=False)
-    folder = tmp_path / "book"
-    generate_book(shape, folder)
-    _, last = book_period(shape)
+    folder, _, last = _generated(tmp_path, seed=2, accounts=6, instruments=4, trades=120,
+                                 months=1, cancels=0, include_story=False)
     with product_book(book_url) as engine:
         _load(engine, folder)
         run_eod(engine, last)
@@ -210,11 +204,8 @@ def _lift_guard(connection: Any, table: str) -> None:
 
 
 def test_audit_compares_checkpoints_with_the_journal(book_url: str, tmp_path: Path) -> None:
-    shape = BookShape(seed=9, accounts=10, instruments=5, trades=500, months=2, cancels=6,
-                      include_story=True)
-    folder = tmp_path / "book"
-    generate_book(shape, folder)
-    first, last = book_period(shape)
+    folder, first, last = _generated(tmp_path, seed=9, accounts=10, instruments=5, trades=500,
+                                     months=2, cancels=6, include_story=True)
     middle = weekdays(first, last)[len(weekdays(first, last)) // 2]
     _first_part(folder, tmp_path / "part", middle, random.Random(9))
     zaplecze_in_process(book_url, "init", check=True)
@@ -262,10 +253,8 @@ def test_audit_compares_checkpoints_with_the_journal(book_url: str, tmp_path: Pa
 def test_a_big_load_leaves_the_planner_statistics_fresh(book_url: str, tmp_path: Path) -> None:
     """PostgreSQL: a load that grows the journal analyses what it grew, so end of day does not
     plan its look-ups for an empty journal (autovacuum may be off, or behind)."""
-    shape = BookShape(seed=4, accounts=40, instruments=8, trades=10_500, months=1, cancels=3,
-                      include_story=False)
-    folder = tmp_path / "book"
-    generate_book(shape, folder)
+    folder, _, _ = _generated(tmp_path, seed=4, accounts=40, instruments=8, trades=10_500,
+                              months=1, cancels=3, include_story=False)
     with product_book(book_url) as engine:
         _load(engine, folder)
         if engine.dialect.name != "postgresql":

@@ -389,8 +389,7 @@ def _audit_checkpoints(engine: Any, *, every: bool) -> int:
     from zaplecze.store.db import read_connection
 
     with read_connection(engine) as connection:
-        days = [dt.date.fromisoformat(str(row[0])) for row in connection.exec_driver_sql(
-            "SELECT business_date FROM checkpoints ORDER BY business_date")]
+        days = lot_books.checkpoint_days(connection)
         if not days:
             print("no checkpoints yet: end of day keeps one each week's and month's last "
                   "weekday")

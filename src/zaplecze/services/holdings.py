@@ -34,7 +34,6 @@ from zaplecze.kernel.money import (
 from zaplecze.ledger import accounts as gl
 from zaplecze.refdata.model import Instrument, LotMethod, RefData
 from zaplecze.reports import builders
-from zaplecze.services import ca_events
 from zaplecze.services import lot_books as lot_books_service
 from zaplecze.store import repo
 
@@ -213,18 +212,13 @@ def lot_books(connection: Connection, as_of: dt.date,
     wanted = sorted(accounts)
     if not wanted:
         return {}
-    m = repo.mark(connection)
-    day = as_of.isoformat()
-    by_account = lot_books_service.lot_trades(connection.exec_driver_sql(
-        f"SELECT {lot_books_service.LOT_TRADE_COLUMNS} FROM trades t WHERE t.account IN "
-        f"({_marks(connection, len(wanted))}) AND t.trade_date <= {m} AND NOT EXISTS "
-        f"(SELECT 1 FROM cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})",
-        (*wanted, day, day)))
+    by_account = lot_books_service.trades_as_of(
+        connection, as_of,
+        f"t.account IN ({_marks(connection, len(wanted))}) AND "
+        f"t.trade_date <= {repo.mark(connection)}", (*wanted, as_of.isoformat()))
     if not by_account:
         return {}
-    out = ca_events.reversed_by(connection, as_of)  # reversed: as if it never happened
-    actions = [event for event in repo.corporate_actions(connection)
-               if event.ex_date <= as_of and event.event_id not in out]
+    actions = lot_books_service.effective_actions(connection, as_of)
     isins = {t.isin for trades in by_account.values() for t in trades}
     isins |= {e.isin for e in actions} | {e.new_isin for e in actions if e.new_isin}
     instruments = instruments_of(connection, isins)

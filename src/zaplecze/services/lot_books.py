@@ -39,9 +39,8 @@ LOT_TRADE_COLUMNS = ("t.trade_id, t.account, t.isin, t.side, t.quantity, t.curre
                      "t.trade_date, t.gross, t.commission, t.sequence")
 
 # Past this many accounts to fold from the first trade, folding every account that way is as
-# quick as reading those accounts' trades by name.
+# quick as reading those accounts' trades by name (and they fit one IN (...) list).
 STALE_ACCOUNTS_MAX = 500
-CHUNK = 500  # values per IN (...) list
 
 
 def lot_trades(rows: Iterable[Sequence[Any]]) -> dict[str, list[LotTrade]]:
@@ -59,6 +58,19 @@ def lot_trades(rows: Iterable[Sequence[Any]]) -> dict[str, list[LotTrade]]:
             trade_id, isin, sides[side], Decimal(quantity), currency, day, Decimal(gross),
             Decimal(commission), sequence))
     return by_account
+
+
+def trades_as_of(connection: Connection, as_of: dt.date, where: str,
+                 params: Sequence[object]) -> dict[str, list[LotTrade]]:
+    """The trades that ``where`` (over ``trades t``, with ``params``) selects, less those
+    cancelled by the end of ``as_of``, by account, as the lot fold reads them. Read through
+    the driver's cursor; the fold orders each account's trades itself."""
+    m = repo.mark(connection)
+    return lot_trades(_fetch(
+        connection,
+        f"SELECT {LOT_TRADE_COLUMNS} FROM trades t WHERE {where} AND NOT EXISTS "
+        f"(SELECT 1 FROM cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})",
+        (*params, as_of.isoformat())))
 
 
 def is_checkpoint_day(day: dt.date) -> bool:
@@ -109,14 +121,9 @@ def lot_books(connection: Connection, as_of: dt.date, realized_since: dt.date | 
 
 def _from_first_trade(connection: Connection, as_of: dt.date, refdata: RefData,
                       actions: list[CorporateAction]) -> dict[str, LotBook]:
-    m = repo.mark(connection)
-    day = as_of.isoformat()
-    # A sequential scan; the lot fold orders each account's trades itself.
-    by_account = lot_trades(_fetch(
-        connection,
-        f"SELECT {LOT_TRADE_COLUMNS} FROM trades t WHERE t.trade_date <= {m} AND NOT EXISTS "
-        f"(SELECT 1 FROM cancels c WHERE c.trade_id = t.trade_id AND c.cancel_date <= {m})",
-        (day, day)))
+    # A sequential scan.
+    by_account = trades_as_of(connection, as_of, f"t.trade_date <= {repo.mark(connection)}",
+                              (as_of.isoformat(),))
     return {account_id: replay(account_id, refdata.accounts[account_id].lot_method,
                                refdata.instruments, trades, actions)
             for account_id, trades in by_account.items()}
@@ -137,9 +144,7 @@ def _from_checkpoint(connection: Connection, checkpoint: repo.Checkpoint, as_of:
                      ) -> dict[str, LotBook] | None:
     """The books folded on from ``checkpoint``, or None when it does not fit at all."""
     since = checkpoint.business_date
-    if checkpoint.refdata != refdata_digest(refdata):
-        return None
-    if checkpoint.actions != _action_ids(event for event in actions if event.ex_date <= since):
+    if not _fits(checkpoint, refdata, [event for event in actions if event.ex_date <= since]):
         return None
     stale = _stale_accounts(connection, checkpoint, as_of)
     if len(stale) > STALE_ACCOUNTS_MAX:
@@ -147,13 +152,8 @@ def _from_checkpoint(connection: Connection, checkpoint: repo.Checkpoint, as_of:
     books = _resumed(connection, since, refdata, stale)
     later = [event for event in actions if event.ex_date > since]
     m = repo.mark(connection)
-    day = as_of.isoformat()
-    after = lot_trades(_fetch(
-        connection,
-        f"SELECT {LOT_TRADE_COLUMNS} FROM trades t WHERE t.trade_date > {m} AND "
-        f"t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM cancels c WHERE "
-        f"c.trade_id = t.trade_id AND c.cancel_date <= {m})",
-        (since.isoformat(), day, day)))
+    after = trades_as_of(connection, as_of, f"t.trade_date > {m} AND t.trade_date <= {m}",
+                         (since.isoformat(), as_of.isoformat()))
     result: dict[str, LotBook] = {}
     for account_id in books.keys() | after.keys():
         if account_id in stale:
@@ -161,19 +161,22 @@ def _from_checkpoint(connection: Connection, checkpoint: repo.Checkpoint, as_of:
         account = refdata.accounts[account_id]
         result[account_id] = replay(account_id, account.lot_method, refdata.instruments,
                                     after.get(account_id, ()), later, books.get(account_id))
-    ordered = sorted(stale)
-    for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start:start + CHUNK]
-        marks = ", ".join([m] * len(chunk))
-        for account_id, trades in lot_trades(_fetch(
-                connection,
-                f"SELECT {LOT_TRADE_COLUMNS} FROM trades t WHERE t.account IN ({marks}) AND "
-                f"t.trade_date <= {m} AND NOT EXISTS (SELECT 1 FROM cancels c WHERE "
-                f"c.trade_id = t.trade_id AND c.cancel_date <= {m})",
-                (*chunk, day, day))).items():
+    if stale:
+        for account_id, trades in trades_as_of(
+                connection, as_of,
+                f"t.account IN ({', '.join([m] * len(stale))}) AND t.trade_date <= {m}",
+                (*sorted(stale), as_of.isoformat())).items():
             result[account_id] = replay(account_id, refdata.accounts[account_id].lot_method,
                                         refdata.instruments, trades, actions)
     return result
+
+
+def _fits(checkpoint: repo.Checkpoint, refdata: RefData,
+          actions: Iterable[CorporateAction]) -> bool:
+    """Whether the checkpoint folded these corporate actions (those to its date) with this
+    reference data."""
+    return (checkpoint.refdata == refdata_digest(refdata)
+            and checkpoint.actions == _action_ids(actions))
 
 
 def _action_ids(actions: Iterable[CorporateAction]) -> str:
@@ -297,6 +300,12 @@ def write(connection: Connection, day: dt.date, head_sequence: int) -> Written:
 
 # --- auditing ----------------------------------------------------------------------------------
 
+def checkpoint_days(connection: Connection) -> list[dt.date]:
+    """The days with a checkpoint, oldest first."""
+    return [dt.date.fromisoformat(str(row[0])) for row in connection.exec_driver_sql(
+        "SELECT business_date FROM checkpoints ORDER BY business_date")]
+
+
 def verify(connection: Connection, day: dt.date) -> list[str]:
     """The checkpoint of ``day`` against the journal: its balances against the postings it had
     seen (up to its journal head), its lots against a fold from the first trade of every
@@ -320,9 +329,7 @@ def verify(connection: Connection, day: dt.date) -> list[str]:
                      for key in sorted(kept.keys() | summed.keys())
                      if kept.get(key, 0) != summed.get(key, 0)]
     refdata = repo.refdata(connection)
-    actions = effective_actions(connection, day)
-    if checkpoint.refdata != refdata_digest(refdata) or \
-            checkpoint.actions != _action_ids(actions):
+    if not _fits(checkpoint, refdata, effective_actions(connection, day)):
         return [*problems, f"checkpoint {day}: lots not compared (the reference data or the "
                            f"corporate actions have changed since; reports do not use it)"][:20]
     stale = _stale_accounts(connection, checkpoint, day)

@@ -134,12 +134,13 @@ class JournalWriter:
         """Note the entries dated on or before the latest checkpoint (late_entries): a balance
         from a checkpoint adds their postings. Writers are serialised, so every entry booked
         after a checkpoint sees it here."""
-        latest = self.connection.exec_driver_sql(
+        found = self.connection.exec_driver_sql(
             "SELECT MAX(business_date) FROM checkpoints").scalar()
-        if latest is None or self._earliest > str(latest):
+        latest = str(found) if found is not None else ""
+        if not latest or self._earliest > latest:
             return
         write_rows(self.connection, "late_entries", ("entry_sequence", "business_date"),
-                   [(row[0], row[4]) for row in self._entries if str(row[4]) <= str(latest)])
+                   [(row[0], row[4]) for row in self._entries if str(row[4]) <= latest])
 
     def _verify_balanced(self, first: object, last: object) -> None:
         bad = self.connection.exec_driver_sql(
