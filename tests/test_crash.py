@@ -44,7 +44,7 @@ from zaplecze.kernel.calendar import weekdays
 from zaplecze.services.audit import verify
 from zaplecze.services.book_generator import BookShape, book_period, generate_book
 from zaplecze.services.reporting import build
-from zaplecze.store import repo
+from zaplecze.store import bulk_indexes, repo
 from zaplecze.store.db import open_engine
 
 DEEP = os.environ.get("ZAPLECZE_DEEP") == "1"
@@ -481,31 +481,41 @@ def references(tmp_path_factory: pytest.TempPathFactory,
 # --- the tests -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("deferred", [False, True], ids=["indexes-kept", "indexes-deferred"])
 @pytest.mark.parametrize("chain", range(LOAD_CHAINS))
-def test_kill_9_during_load_then_load_again(book_url: str, chain: int, big_book: BigBook,
-                                            references: References, tmp_path: Path) -> None:
+def test_kill_9_during_load_then_load_again(book_url: str, chain: int, deferred: bool,
+                                            big_book: BigBook, references: References,
+                                            tmp_path: Path) -> None:
+    """Killed at random points and loaded again, the book is always whole; with the indexes
+    deferred (dropped while the trades go in), a kill leaves them unbuilt, and the next load
+    builds them."""
     kind = kind_of(book_url)
     reference = references.load(kind)
-    rng = random.Random(f"{SEED}/{kind}/load/{chain}")
+    options = (*LOAD_OPTIONS, "--defer-indexes" if deferred else "--no-defer-indexes")
+    rng = random.Random(f"{SEED}/{kind}/load/{chain}/{deferred}")
     run_cli(book_url, "init", check=True)
     kills: list[Kill] = []
+    left_unbuilt = 0  # kills that left the deferred indexes to build
     done = 0.0  # the share of the trades booked so far
     for number, target in enumerate(kill_points(rng, KILLS_PER_CHAIN)):
         kill = aim(rng, "load", target, done, reference.seconds, RESCAN_SHARE)
-        kill.killed = run_and_kill(book_url, ["load", *LOAD_OPTIONS, str(big_book.folder)],
+        kill.killed = run_and_kill(book_url, ["load", *options, str(big_book.folder)],
                                    kill.delay,
                                    tmp_path / f"load-{number}.log")
         wait_until_alone(book_url)
         state, problems = check_book(book_url, big_book)
         kill.state = str(state)
+        with engine_of(book_url) as engine, engine.connect() as connection:
+            left_unbuilt += bool(bulk_indexes.deferred(connection))
         kills.append(kill)
         done = state.trades / len(big_book.new_ids)
         assert not problems, f"seed {SEED}; {'; '.join(map(str, kills))}:\n" + "\n".join(problems)
     print(f"\n{kind} load chain {chain} (seed {SEED}, reference {reference.seconds:.1f}s):\n  "
           + "\n  ".join(map(str, kills)))
     assert any(kill.killed for kill in kills), f"no kill landed while loading: {kills}"
+    assert left_unbuilt if deferred else not left_unbuilt, (left_unbuilt, kills)
 
-    finished = run_cli(book_url, "load", *LOAD_OPTIONS, str(big_book.folder))
+    finished = run_cli(book_url, "load", *options, str(big_book.folder))
     context = f"seed {SEED}; {'; '.join(map(str, kills))}"
     assert finished.returncode == 0, f"{context}\n{finished.stdout}{finished.stderr}"
     assert "rejected" not in finished.stdout, finished.stdout
@@ -519,6 +529,10 @@ def test_kill_9_during_load_then_load_again(book_url: str, chain: int, big_book:
         audit = verify(engine, expected_head=reference.head)
     assert audit.problems == [], f"{context}: {audit.problems}"
     assert audit.entries == state.entries
+    with engine_of(book_url) as engine, engine.connect() as connection:
+        assert bulk_indexes.deferred(connection) == [], context
+        assert set(bulk_indexes.definitions(connection)) == {
+            name for name, _table in bulk_indexes.DEFERRABLE}, context
 
 
 @pytest.mark.parametrize("run", range(EOD_RUNS))

@@ -240,10 +240,12 @@ def test_batch_rows_sets_the_rows_of_each_transaction(tmp_path: Path) -> None:
     assert _contents(url, folder)["entries"] == _contents(other, folder)["entries"]
 
 
-def test_a_large_file_goes_in_larger_batches(tmp_path: Path) -> None:
+def test_a_large_file_goes_in_larger_batches_unless_its_indexes_are_deferred(
+        tmp_path: Path) -> None:
     small, large = tmp_path / "small.csv", tmp_path / "large.csv"
     small.write_text("x\n")
     with large.open("wb") as stream:  # sparse: the size is what counts
         stream.truncate(load.LARGE_FILE_BYTES)
-    assert load._rows_per_batch(small) == load.ROWS_PER_BATCH == 10_000
-    assert load._rows_per_batch(large) == load.ROWS_PER_LARGE_BATCH == 25_000
+    assert load._rows_per_batch(small, False) == load.ROWS_PER_BATCH == 10_000
+    assert load._rows_per_batch(large, False) == load.ROWS_PER_LARGE_BATCH == 25_000
+    assert load._rows_per_batch(large, True) == load.ROWS_PER_BATCH

@@ -21,6 +21,7 @@ from zaplecze import __version__
 from zaplecze.kernel.limits import (
     BATCH_ROWS_MAX,
     BATCH_ROWS_MIN,
+    DEFER_INDEXES_MIN_ROWS,
     LARGE_FILE_BYTES,
     ROWS_PER_BATCH,
     ROWS_PER_LARGE_BATCH,
@@ -92,8 +93,14 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"source rows committed in one transaction, from "
                       f"{BATCH_ROWS_MIN} to {BATCH_ROWS_MAX:,} (default {ROWS_PER_BATCH:,}, "
                       f"{ROWS_PER_LARGE_BATCH:,} for a file of "
-                      f"{LARGE_FILE_BYTES // 2**20} MiB or more): larger batches write a big "
-                      f"book faster; a crash loses at most one")
+                      f"{LARGE_FILE_BYTES // 2**20} MiB or more unless its indexes are "
+                      f"deferred): a crash loses at most one")
+    load.add_argument("--defer-indexes", action=argparse.BooleanOptionalAction, default=None,
+                      help=f"drop the secondary indexes nothing reads while trades are booked "
+                      f"and build them once after trades.csv (default: when the file has "
+                      f"{DEFER_INDEXES_MIN_ROWS:,} rows or more and at least as many as the "
+                      f"book holds); a load stopped before its end leaves them to the next "
+                      f"load or eod to build")
 
     eod = commands.add_parser("eod", help="run end of day through a date",
                               description="Settle what is due, apply corporate actions, credit "
@@ -285,7 +292,8 @@ def cmd_load(args: argparse.Namespace) -> int:
             progress.advance(tasks[file_name], rows)
 
         report = Loader(book.engine, book.calendar(), step,
-                        batch_rows=args.batch_rows).load(args.folder)
+                        batch_rows=args.batch_rows,
+                        defer_indexes=args.defer_indexes).load(args.folder)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if report.fatal is not None:

@@ -44,7 +44,7 @@ from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, Phase, settle, void
 from zaplecze.refdata.model import RefData
 from zaplecze.services import ca_claims, ca_events, lot_books, settlement
-from zaplecze.store import repo, schema
+from zaplecze.store import bulk_indexes, repo, schema
 from zaplecze.store.db import read_connection, refresh_statistics, with_retries
 from zaplecze.store.journal import JournalWriter
 
@@ -104,6 +104,7 @@ class PositionFold:
 def run_eod(engine: Engine, through: dt.date,
             progress: Callable[[DayResult, int, int], None] | None = None) -> EodReport:
     report = EodReport()
+    bulk_indexes.build(engine)  # what a load stopped before its end left unbuilt
     with read_connection(engine) as connection:
         start = repo.earliest_date(connection)
         done = {row[0] for row in connection.exec_driver_sql(
