@@ -18,6 +18,8 @@ import iso4217
 
 # Arithmetic on amounts never loses digits: 60 significant digits is far beyond any book.
 _CONTEXT = decimal.Context(prec=60, rounding=ROUND_HALF_UP, traps=[decimal.InvalidOperation])
+# The same, refusing to round: ``units`` scales in it and counts digits only when it would.
+_EXACT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.Inexact])
 
 
 # ASCII digits only: str.isdigit() would also admit '²' or Arabic-Indic digits.
@@ -54,29 +56,46 @@ def is_currency(code: str) -> bool:
     return len(code) == 3 and code.isupper()
 
 
+@cache
+def _quantum(scale: int) -> Decimal:
+    """One smallest unit at ``scale`` decimals (0.01 for 2): what amounts are quantized to."""
+    return Decimal(1).scaleb(-scale)
+
+
 def fits_scale(value: Decimal, scale: int) -> bool:
     """True when ``value`` has no digits below ``scale`` decimals."""
-    return value == value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN)
+    return value == value.quantize(_quantum(scale), rounding=ROUND_DOWN)
 
 
 def units(value: Decimal | Fraction, scale: int) -> int:
     """The exact integer count of smallest units; refuses a value that does not fit the scale."""
     if isinstance(value, Decimal):
-        sign, digits, exponent = value.as_tuple()
-        assert isinstance(exponent, int), value
-        shift = exponent + scale
-        if shift >= 0:
-            count = int("".join(map(str, digits)) or "0") * 10**shift
-        else:
-            whole, rest = divmod(int("".join(map(str, digits)) or "0"), 10**-shift)
-            if rest:
-                raise ValueError(f"{value} has more than {scale} decimals")
-            count = whole
-        return int(-count if sign else count)
-    scaled = Fraction(value) * 10**scale
-    if scaled.denominator != 1:
+        try:
+            scaled = value.scaleb(scale, _EXACT)
+        except decimal.Inexact:  # more digits than the context keeps: count them one by one
+            return _units_of_digits(value, scale)
+        count = int(scaled)
+        if scaled != count:
+            raise ValueError(f"{value} has more than {scale} decimals")
+        return count
+    scaled_fraction = Fraction(value) * 10**scale
+    if scaled_fraction.denominator != 1:
         raise ValueError(f"{value} has more than {scale} decimals")
-    return int(scaled)
+    return int(scaled_fraction)
+
+
+def _units_of_digits(value: Decimal, scale: int) -> int:
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int), value
+    shift = exponent + scale
+    if shift >= 0:
+        count = int("".join(map(str, digits)) or "0") * 10**shift
+    else:
+        whole, rest = divmod(int("".join(map(str, digits)) or "0"), 10**-shift)
+        if rest:
+            raise ValueError(f"{value} has more than {scale} decimals")
+        count = whole
+    return int(-count if sign else count)
 
 
 def decimal_of(count: int, scale: int) -> Decimal:
@@ -88,14 +107,14 @@ def round_half_up(value: Decimal | Fraction, scale: int) -> Decimal:
     """Round half away from zero at ``scale`` decimals: the contract's rounding."""
     if isinstance(value, Fraction):
         return _round_fraction(value, scale, half_up=True)
-    return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP, context=_CONTEXT)
+    return value.quantize(_quantum(scale), rounding=ROUND_HALF_UP, context=_CONTEXT)
 
 
 def round_down(value: Decimal | Fraction, scale: int) -> Decimal:
     """Round toward zero at ``scale`` decimals: fractional entitlements are cut, never rounded."""
     if isinstance(value, Fraction):
         return _round_fraction(value, scale, half_up=False)
-    return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN, context=_CONTEXT)
+    return value.quantize(_quantum(scale), rounding=ROUND_DOWN, context=_CONTEXT)
 
 
 def _round_fraction(value: Fraction, scale: int, *, half_up: bool) -> Decimal:
@@ -116,4 +135,4 @@ def plain(value: Decimal) -> str:
 
 def at_scale(value: Decimal, scale: int) -> str:
     """Money written at its currency's minor unit ("1234.50")."""
-    return format(value.quantize(Decimal(1).scaleb(-scale), context=_CONTEXT), "f")
+    return format(value.quantize(_quantum(scale), context=_CONTEXT), "f")

@@ -7,8 +7,10 @@ deleted, inserted, reordered or truncated entry is detected.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from enum import StrEnum
 
-from zaplecze.ledger.model import Entry
+from zaplecze.ledger.model import Entry, EntryKind, Phase
 
 GENESIS = "0" * 64
 
@@ -24,15 +26,37 @@ def canonical_tail(entry: Entry) -> str:
     """The entry's content without its sequence number, in a fixed, unambiguous text: fields
     separated by US (0x1f), postings by RS (0x1e), every text field escaped. It does not
     depend on where the entry lands in the journal, so it can be written ahead of the chain."""
-    head = "\x1f".join((
-        _text(entry.key), entry.kind.value, entry.phase.value,
-        entry.business_date.isoformat(),
-        entry.settle_date.isoformat() if entry.settle_date else "", _text(entry.ref),
-        _text(entry.account), _text(entry.target_key), _text(entry.linked_key),
-        _text(entry.memo)))
-    body = "\x1e".join(f"{_text(p.gl_account)}\x1f{_text(p.asset)}\x1f{p.amount}"
-                        for p in entry.postings)
+    return canonical_text(entry_columns(entry),
+                          [(p.gl_account, p.asset, p.amount) for p in entry.postings])
+
+
+def entry_columns(entry: Entry) -> tuple[str, str, str, str, str, str, str, str, str, str]:
+    """The entry's fields as plain text, in the canonical order: key, kind, phase, business
+    date, settlement date ("" for none), ref, account, target key, linked key, memo."""
+    return (entry.key, _PLAIN[entry.kind], _PLAIN[entry.phase], entry.business_date.isoformat(),
+            entry.settle_date.isoformat() if entry.settle_date else "", entry.ref,
+            entry.account, entry.target_key, entry.linked_key, entry.memo)
+
+
+def canonical_text(columns: Sequence[str], postings: Sequence[tuple[str, str, int]]) -> str:
+    """``canonical_tail`` from the entry's plain columns (``entry_columns``) and its postings
+    as (GL account, asset, amount). Escaping changes nothing unless some field holds a
+    backslash or a separator; the text is joined once, and escaped field by field only then."""
+    head = "\x1f".join(columns)
+    body = "\x1e".join(f"{account}\x1f{asset}\x1f{amount}" for account, asset, amount in postings)
+    text = f"{head}\x1e{body}"
+    if ("\\" not in text and text.count("\x1e") == len(postings)
+            and text.count("\x1f") == len(columns) - 1 + 2 * len(postings)):
+        return text
+    head = "\x1f".join(_text(column) for column in columns)
+    body = "\x1e".join(f"{_text(account)}\x1f{_text(asset)}\x1f{amount}"
+                        for account, asset, amount in postings)
     return f"{head}\x1e{body}"
+
+
+# Each enum member's plain text (a StrEnum's ``.value`` goes through Python code each time).
+_PLAIN: dict[StrEnum, str] = {member: member.value for kind in (EntryKind, Phase)
+                              for member in kind}
 
 
 def chained_hash(previous: str, sequence: int, tail: str) -> str:

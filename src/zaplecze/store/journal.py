@@ -13,8 +13,8 @@ from sqlalchemy import Connection
 
 from zaplecze.kernel.money import is_currency
 from zaplecze.kernel.problems import InvariantBroken
-from zaplecze.ledger.chain import GENESIS, canonical_tail, chained_hash
-from zaplecze.ledger.model import Basis, Entry, unbalanced
+from zaplecze.ledger.chain import GENESIS, canonical_text, chained_hash, entry_columns
+from zaplecze.ledger.model import BASIS_OF_PHASE, Basis, Entry, unbalanced
 from zaplecze.store.repo import write_rows
 
 ENTRY_COLUMNS = ("sequence", "entry_key", "kind", "phase", "business_date", "settle_date", "ref",
@@ -34,13 +34,10 @@ class FlatEntry(NamedTuple):
 
 
 def flatten(entry: Entry) -> FlatEntry:
-    return FlatEntry(
-        (entry.key, entry.kind.value, entry.phase.value, entry.business_date.isoformat(),
-         entry.settle_date.isoformat() if entry.settle_date else None, entry.ref,
-         entry.account, entry.target_key, entry.linked_key, entry.memo),
-        entry.basis.value,
-        tuple((p.gl_account, p.asset, p.amount) for p in entry.postings),
-        canonical_tail(entry))
+    columns = entry_columns(entry)
+    postings = tuple([(p.gl_account, p.asset, p.amount) for p in entry.postings])
+    return FlatEntry((*columns[:4], columns[4] or None, *columns[5:]),  # type: ignore[arg-type]
+                     _BASIS_TEXT[entry.phase], postings, canonical_text(columns, postings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +65,8 @@ class JournalWriter:
         self.head = read_head(connection)
         self._entries: list[tuple[object, ...]] = []
         self._postings: list[tuple[object, ...]] = []
-        self._deltas: dict[tuple[str, str, str], int] = {}
-        self._cash_days: dict[tuple[str, str, str, str], int] = {}
+        self._deltas: dict[tuple[str, str, str], int] = {}  # (GL account, asset, basis)
+        self._cash_days: dict[tuple[str, str, str, str], int] = {}  # basis, day, account, ccy
         self._earliest = ""  # the earliest business date queued ("" none)
         self.written = 0
 
@@ -78,28 +75,31 @@ class JournalWriter:
         return self.append_flat(flatten(entry))
 
     def append_flat(self, entry: FlatEntry) -> int:
-        """Queue one flattened entry; returns its sequence number."""
-        broken = unbalanced((asset, amount) for _account, asset, amount in entry.postings)
-        if broken:
+        """Queue one flattened entry; returns its sequence number. Its amounts are added up
+        per (GL account, asset, basis) here and spread over the views a basis moves on
+        ``flush`` (one addition per posting here, not one per view)."""
+        totals: dict[str, int] = {}
+        for _account, asset, amount in entry.postings:
+            totals[asset] = totals.get(asset, 0) + amount
+        if any(totals.values()):
+            broken = unbalanced((asset, amount) for _account, asset, amount in entry.postings)
             raise InvariantBroken(f"entry {entry.columns[0]} does not balance: {broken}")
-        sequence = self.head.sequence + 1
-        digest = chained_hash(self.head.hash, sequence, entry.tail)
-        self._entries.append((sequence, *entry.columns, self.head.hash, digest))
+        head = self.head
+        sequence = head.sequence + 1
+        digest = chained_hash(head.hash, sequence, entry.tail)
+        self._entries.append((sequence, *entry.columns, head.hash, digest))
         basis = entry.basis
-        views = _VIEWS[basis]
         day = entry.columns[3]
         if not self._earliest or day < self._earliest:
             self._earliest = day
         deltas, cash_days, postings = self._deltas, self._cash_days, self._postings
         for line, (gl_account, asset, amount) in enumerate(entry.postings, start=1):
             postings.append((sequence, line, gl_account, asset, amount, basis, day))
-            cash = _is_cash(asset)
-            for view in views:
-                key = (gl_account, asset, view)
-                deltas[key] = deltas.get(key, 0) + amount
-                if cash:
-                    day_key = (view, day, gl_account, asset)
-                    cash_days[day_key] = cash_days.get(day_key, 0) + amount
+            key = (gl_account, asset, basis)
+            deltas[key] = deltas.get(key, 0) + amount
+            if _is_cash(asset):
+                day_key = (basis, day, gl_account, asset)
+                cash_days[day_key] = cash_days.get(day_key, 0) + amount
         self.head = Head(sequence, digest)
         return sequence
 
@@ -151,12 +151,21 @@ class JournalWriter:
             raise InvariantBroken(f"entry {bad[0]} does not balance in {bad[1]}: {bad[2]}")
 
     def _upsert_balances(self) -> None:
-        rows = [(account, asset, basis, amount)
-                for (account, asset, basis), amount in self._deltas.items() if amount]
+        by_view: dict[tuple[str, str, str], int] = {}
+        for (account, asset, basis), amount in self._deltas.items():
+            for view in _VIEWS[basis]:
+                key = (account, asset, view)
+                by_view[key] = by_view.get(key, 0) + amount
+        rows = [(*key, amount) for key, amount in by_view.items() if amount]
         self._add_amounts("balances", ("gl_account", "asset", "basis"), rows)
 
     def _upsert_cash_days(self) -> None:
-        rows = [(*key, amount) for key, amount in self._cash_days.items() if amount]
+        by_view: dict[tuple[str, str, str, str], int] = {}
+        for (basis, day, account, currency), amount in self._cash_days.items():
+            for view in _VIEWS[basis]:
+                key = (view, day, account, currency)
+                by_view[key] = by_view.get(key, 0) + amount
+        rows = [(*key, amount) for key, amount in by_view.items() if amount]
         self._add_amounts("cash_by_day", ("basis", "business_date", "gl_account", "currency"),
                           rows)
 
@@ -235,6 +244,9 @@ def _is_cash(asset: str) -> bool:
         known = _CASH_ASSETS[asset] = is_currency(asset)
     return known
 
+
+# The basis of an entry of each phase, as stored.
+_BASIS_TEXT = {phase: basis.value for phase, basis in BASIS_OF_PHASE.items()}
 
 # The balance views an entry of each basis moves: trade (T), settlement (S) or both.
 _VIEWS: dict[str, tuple[str, ...]] = {Basis.BOTH.value: ("T", "S"), Basis.TRADE.value: ("T",),

@@ -468,9 +468,14 @@ def write_rows(connection: Connection, table: str, columns: Sequence[str],
         return
     names = ", ".join(columns)
     if connection.dialect.name == "postgresql":
+        from psycopg.copy import QueuedLibpqWriter  # PostgreSQL only
+
         raw = connection.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        # Rows are formatted here while a thread of the driver's sends them: the server
+        # inserts one part while this process formats the next.
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN",
+                                                  writer=QueuedLibpqWriter(cursor)) as copy:
             for row in rows:
                 copy.write_row(row)
         return
