@@ -23,7 +23,7 @@ import datetime as dt
 
 from sqlalchemy import Connection, Engine
 
-from zaplecze.store.db import is_postgres, with_retries
+from zaplecze.store.db import is_postgres, read_connection, with_retries
 
 # Plain indexes a load does not read, each with the table it indexes.
 DEFERRABLE = (
@@ -59,7 +59,12 @@ def defer(engine: Engine) -> list[str]:
 
 def build(engine: Engine) -> list[str]:
     """Build every index a load deferred (its own, or one a stopped load left); returns their
-    names. One transaction: the indexes and their removal from the list go in together."""
+    names. One transaction: the indexes and their removal from the list go in together. With
+    none listed (the usual case) it only reads, and takes no write lock."""
+    with read_connection(engine) as connection:
+        if not deferred(connection):
+            return []
+
     def work(connection: Connection) -> list[str]:
         pending = connection.exec_driver_sql(
             "SELECT name, definition FROM deferred_indexes ORDER BY name").all()
