@@ -19,9 +19,9 @@ Figures:
  5. the core reports as of a date in the middle of the book, each in its own process;
  6. on a book of at most 100,000 trades: `ledger -f EXPORT bal --flat --no-total` against our own
     init + load + report trial-balance;
- 7. settlement, in-process on the SQLite book (bench/settlement_bench.py): netting every trade
-    into obligations and making their instructions (seconds), and writing their ISO 20022
-    sese.023 files (messages/s), a sample validated against the official schema;
+ 7. settlement, in a child process on the SQLite book (bench/settlement_bench.py): netting
+    every trade into obligations and making their instructions (seconds), and writing their
+    ISO 20022 sese.023 files (messages/s), a sample validated against the official schema;
  8. the REST API over loopback on the SQLite book (bench/api_bench.py): `zaplecze serve
     --workers 2`, an open loop of 200 requests/s for 30 s after a warm-up (one account's
     positions as of a date, one account's blotter page), p50/p90/p99 latency from each
@@ -38,6 +38,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -145,34 +146,59 @@ class CommandFailed(RuntimeError):
     pass
 
 
+# Where wait4 exists, each command is started by a small Python process of its own that times
+# it and reads its rusage: on Linux a process's peak-memory count starts at its parent's size
+# when it was forked, and this bench holds a few hundred MiB by its end (started straight from
+# here, the export and `ledger` of figure 6 both read this process's 154-1,414 MiB).
+MEASURER = """import os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL)
+_pid, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - start
+with open(sys.argv[1], "w") as report:
+    report.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss} {seconds!r}")
+"""
+
+
 def run_measured(argv: Sequence[str], timeout_s: float) -> Run:
-    """Run ``argv`` as a child; its wall time and its own peak RSS (os.wait4's rusage)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``argv`` as a child; its wall time and its own peak RSS (os.wait4's rusage). The
+    disk is synced first, so a figure does not carry the write-back of the step before (the
+    SQLite half leaves gigabytes of dirty pages; the PostgreSQL load, which syncs at each
+    commit, took 69-70 s right after them and 61-62 s on a quiet disk)."""
+    if hasattr(os, "sync"):
+        os.sync()
+    measured = hasattr(os, "wait4")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "rusage"
+        command = ([sys.executable, "-c", MEASURER, str(report), *argv] if measured
+                   else list(argv))
         start = time.perf_counter()
-        child = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
         expired = threading.Event()
 
         def kill() -> None:
             expired.set()
-            child.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # the measurer and the command
 
         timer = threading.Timer(timeout_s, kill)
         timer.start()
         try:
-            if hasattr(os, "wait4"):
-                _pid, status, usage = os.wait4(child.pid, 0)
-                child.returncode = os.waitstatus_to_exitcode(status)
-                peak: float | None = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin"
-                                                        else 1024)
-            else:  # no per-child rusage here: time only
-                child.wait()
-                peak = None
+            child.wait()
         finally:
             timer.cancel()
         seconds = time.perf_counter() - start
+        peak: float | None = None
+        returncode = child.returncode
+        if measured and report.exists():
+            code, maxrss, inner = report.read_text().split()
+            returncode, seconds = int(code), float(inner)
+            peak = int(maxrss) / (1024 * 1024 if sys.platform == "darwin" else 1024)
         out.seek(0)
         err.seek(0)
-        return Run(list(argv), child.returncode, seconds, peak,
+        return Run(list(argv), returncode, seconds, peak,
                    out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
                    expired.is_set())
 
@@ -402,11 +428,26 @@ def bench_backend(figures: Figures, backend: Backend, cli: list[str], book: Path
                         f"as of {middle}, {_json_rows(run.stdout)} rows")
 
 
+# Figure 7 runs in a child of its own: in this process it would leave the bench at about 1.4 GiB
+# resident, and on Linux a child forked afterwards starts its peak-memory count at its parent's
+# (the export and `ledger` of figure 6 read 1,414 MiB each).
+SETTLEMENT_CHILD = ("import dataclasses, json, sys; sys.path.insert(0, sys.argv[1]); "
+                    "import settlement_bench; from pathlib import Path; "
+                    "print(json.dumps(dataclasses.asdict(settlement_bench.run("
+                    "Path(sys.argv[2]), Path(sys.argv[3])))))")
+
+
 def bench_settlement(figures: Figures, db_path: Path, outbox: Path) -> None:
-    import settlement_bench
+    from settlement_bench import SettlementFigures
 
     with figures.step(7, "settlement", "SQLite"):
-        measured = settlement_bench.run(db_path, outbox)
+        done = subprocess.run([sys.executable, "-c", SETTLEMENT_CHILD, str(Path(__file__).parent),
+                               str(db_path), str(outbox)], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            raise CommandFailed(f"the settlement bench exited {done.returncode}: "
+                                f"{_short(done.stderr)}")
+        measured = SettlementFigures(**json.loads(done.stdout.splitlines()[-1]))
         figures.add(7, "netting", "-", measured.netting_seconds, "s",
                     note=f"{measured.trades:,} trades -> {measured.obligations:,} obligations "
                     f"(KDPW net, DTC gross); reading the trades took "
