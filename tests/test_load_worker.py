@@ -249,3 +249,25 @@ def test_a_large_file_goes_in_larger_batches_unless_its_indexes_are_deferred(
     assert load._rows_per_batch(small, False) == load.ROWS_PER_BATCH == 10_000
     assert load._rows_per_batch(large, False) == load.ROWS_PER_LARGE_BATCH == 25_000
     assert load._rows_per_batch(large, True) == load.ROWS_PER_BATCH
+
+
+def test_a_prepared_batch_crosses_the_pipe_unchanged() -> None:
+    """What the worker sends (marshal of plain tuples) comes back as the same rows, cash rows
+    and problems, warnings included."""
+    from zaplecze.kernel.problems import Problem, Rule, warning
+    from zaplecze.store.journal import FlatEntry
+
+    entry = FlatEntry(("trade:T1", "TRADE", "PENDING", "2024-06-03", "2024-06-04", "T1", "C1", "",
+                       "", "BUY 1 X @ 2"), "T", (("client:C1", "PLN", -2), ("bank:PLN", "PLN", 2)),
+                      "tail")
+    batch = [Problem(Rule.INVALID_ENUM_VALUE, "side 'X'", "trades.csv", 3),
+             warning(Rule.INVALID_ENUM_VALUE, "assumed", "trades.csv", 4),
+             load.PreparedRow(5, "NEW", "T1", "d1", ("T1",) * 14, entry),
+             load.PreparedRow(6, "CANCEL", "T1", "d2", values={"trade_id": "T1"}),
+             load.PreparedRow(7, "NEW", "T2", "d3", rule="unknown_account", detail="no C9"),
+             load.PreparedCash(8, "M1", "d4", ("M1",) * 8, entry),
+             load.PreparedCash(9, "M2", "d5", ("M2",) * 8, values={"movement_id": "M2"})]
+    back = load._decoded(load._encoded(batch))
+    assert back == batch
+    assert [type(item) for item in back] == [type(item) for item in batch]
+    assert isinstance(back[2].entry, FlatEntry) and back[1].is_warning

@@ -37,7 +37,7 @@ from zaplecze.kernel.limits import (
     ROWS_PER_LARGE_BATCH,
 )
 from zaplecze.kernel.money import currency_scale, decimal_of, units
-from zaplecze.kernel.problems import BookError, Problem, Rule
+from zaplecze.kernel.problems import BookError, Problem, Rule, Severity
 from zaplecze.ledger import accounts as gl
 from zaplecze.ledger.model import Entry, void
 from zaplecze.refdata import validate as refcheck
@@ -797,7 +797,8 @@ def _encoded(batch: list[Any]) -> bytes:
     items: list[tuple[Any, ...]] = []
     for item in batch:
         if isinstance(item, Problem):
-            items.append((_PROBLEM, item.rule.value, item.detail, item.source, item.line))
+            items.append((_PROBLEM, item.rule.value, item.detail, item.source, item.line,
+                          item.severity.value))
             continue
         fields = list(item)
         entry = item.entry
@@ -815,7 +816,8 @@ def _decoded(data: bytes) -> list[Any] | str | None:
     batch: list[Any] = []
     for tag, *fields in items:
         if tag == _PROBLEM:
-            batch.append(Problem(Rule(fields[0]), fields[1], fields[2], fields[3]))
+            batch.append(Problem(Rule(fields[0]), fields[1], fields[2], fields[3],
+                                 Severity(fields[4])))
             continue
         kind = PreparedRow if tag == _ROW else PreparedCash
         place = _ENTRY_FIELD[kind]
