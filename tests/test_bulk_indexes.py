@@ -14,7 +14,7 @@ from zaplecze.store.journal import read_head
 
 SHAPE = BookShape(seed=11, accounts=60, instruments=12, trades=2_000, months=1, cancels=20,
                   include_story=False)
-ALL = {name for name, _table in bulk_indexes.DEFERRABLE}
+ALL = set(bulk_indexes.DEFERRABLE)
 REPORTS = (("positions", "--basis", "trade"), ("cash", "--basis", "settlement"),
            ("trial-balance",), ("stock-record",))
 

@@ -24,16 +24,11 @@ import datetime as dt
 from sqlalchemy import Connection, Engine
 
 from zaplecze.store.db import is_postgres, read_connection, with_retries
+from zaplecze.store.repo import mark
 
-# Plain indexes a load does not read, each with the table it indexes.
-DEFERRABLE = (
-    ("ix_postings_asset", "postings"),
-    ("ix_entries_pending", "entries"),
-    ("ix_entries_ref", "entries"),
-    ("ix_trades_account", "trades"),
-    ("ix_trades_isin", "trades"),
-    ("ix_trades_date", "trades"),
-)
+# Plain indexes a load does not read.
+DEFERRABLE = ("ix_postings_asset", "ix_entries_pending", "ix_entries_ref", "ix_trades_account",
+              "ix_trades_isin", "ix_trades_date")
 # Memory PostgreSQL may use to sort one index it builds (its default is 64 MB)
 BUILD_MEMORY = "256MB"
 # Helper threads SQLite may sort with while it builds an index (the load's second process has
@@ -47,7 +42,7 @@ def defer(engine: Engine) -> list[str]:
     def work(connection: Connection) -> list[str]:
         found = definitions(connection)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        m = "%s" if is_postgres(engine) else "?"
+        m = mark(connection)
         for name, definition in found.items():
             connection.exec_driver_sql(
                 f"INSERT INTO deferred_indexes (name, definition, deferred_at) "
@@ -91,7 +86,7 @@ def deferred(connection: Connection) -> list[str]:
 
 def definitions(connection: Connection) -> dict[str, str]:
     """name -> CREATE INDEX statement, for the deferrable indexes the book has."""
-    names = [name for name, _table in DEFERRABLE]
+    names = list(DEFERRABLE)
     if connection.dialect.name == "postgresql":
         rows = connection.exec_driver_sql(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
@@ -102,4 +97,4 @@ def definitions(connection: Connection) -> dict[str, str]:
             f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
             tuple(names)).all()
     found = {str(row[0]): str(row[1]) for row in rows}
-    return {name: found[name] for name in names if name in found}
+    return {name: found[name] for name in DEFERRABLE if name in found}

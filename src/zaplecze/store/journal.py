@@ -65,8 +65,8 @@ class JournalWriter:
         self.head = read_head(connection)
         self._entries: list[tuple[object, ...]] = []
         self._postings: list[tuple[object, ...]] = []
-        self._deltas: dict[tuple[str, str, str], int] = {}  # (GL account, asset, basis)
-        self._cash_days: dict[tuple[str, str, str, str], int] = {}  # basis, day, account, ccy
+        self._deltas: dict[tuple[str, ...], int] = {}  # (GL account, asset, basis)
+        self._cash_days: dict[tuple[str, ...], int] = {}  # (basis, day, account, currency)
         self._earliest = ""  # the earliest business date queued ("" none)
         self.written = 0
 
@@ -78,11 +78,8 @@ class JournalWriter:
         """Queue one flattened entry; returns its sequence number. Its amounts are added up
         per (GL account, asset, basis) here and spread over the views a basis moves on
         ``flush`` (one addition per posting here, not one per view)."""
-        totals: dict[str, int] = {}
-        for _account, asset, amount in entry.postings:
-            totals[asset] = totals.get(asset, 0) + amount
-        if any(totals.values()):
-            broken = unbalanced((asset, amount) for _account, asset, amount in entry.postings)
+        broken = unbalanced((asset, amount) for _account, asset, amount in entry.postings)
+        if broken:
             raise InvariantBroken(f"entry {entry.columns[0]} does not balance: {broken}")
         head = self.head
         sequence = head.sequence + 1
@@ -151,23 +148,12 @@ class JournalWriter:
             raise InvariantBroken(f"entry {bad[0]} does not balance in {bad[1]}: {bad[2]}")
 
     def _upsert_balances(self) -> None:
-        by_view: dict[tuple[str, str, str], int] = {}
-        for (account, asset, basis), amount in self._deltas.items():
-            for view in _VIEWS[basis]:
-                key = (account, asset, view)
-                by_view[key] = by_view.get(key, 0) + amount
-        rows = [(*key, amount) for key, amount in by_view.items() if amount]
-        self._add_amounts("balances", ("gl_account", "asset", "basis"), rows)
+        self._add_amounts("balances", ("gl_account", "asset", "basis"),
+                          _per_view(self._deltas, 2))
 
     def _upsert_cash_days(self) -> None:
-        by_view: dict[tuple[str, str, str, str], int] = {}
-        for (basis, day, account, currency), amount in self._cash_days.items():
-            for view in _VIEWS[basis]:
-                key = (view, day, account, currency)
-                by_view[key] = by_view.get(key, 0) + amount
-        rows = [(*key, amount) for key, amount in by_view.items() if amount]
         self._add_amounts("cash_by_day", ("basis", "business_date", "gl_account", "currency"),
-                          rows)
+                          _per_view(self._cash_days, 0))
 
     def _add_amounts(self, table: str, keys: Sequence[str], rows: list[tuple[object, ...]],
                      ) -> None:
@@ -243,6 +229,17 @@ def _is_cash(asset: str) -> bool:
     if known is None:
         known = _CASH_ASSETS[asset] = is_currency(asset)
     return known
+
+
+def _per_view(amounts: dict[tuple[str, ...], int], place: int) -> list[tuple[object, ...]]:
+    """Amounts keyed with an entry's basis at ``place``, added up per balance view instead
+    (``_VIEWS``): the rows to add, zeros left out."""
+    by_view: dict[tuple[str, ...], int] = {}
+    for key, amount in amounts.items():
+        for view in _VIEWS[key[place]]:
+            viewed = (*key[:place], view, *key[place + 1:])
+            by_view[viewed] = by_view.get(viewed, 0) + amount
+    return [(*key, amount) for key, amount in by_view.items() if amount]
 
 
 # The basis of an entry of each phase, as stored.
