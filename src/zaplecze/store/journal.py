@@ -15,7 +15,7 @@ from zaplecze.kernel.money import is_currency
 from zaplecze.kernel.problems import InvariantBroken
 from zaplecze.ledger.chain import GENESIS, canonical_text, chained_hash, entry_columns
 from zaplecze.ledger.model import BASIS_OF_PHASE, Basis, Entry, unbalanced
-from zaplecze.store.repo import write_rows
+from zaplecze.store.repo import insert_many, write_rows
 
 ENTRY_COLUMNS = ("sequence", "entry_key", "kind", "phase", "business_date", "settle_date", "ref",
                  "account", "target_key", "linked_key", "memo", "prev_hash", "hash")
@@ -50,11 +50,6 @@ def read_head(connection: Connection) -> Head:
     row = connection.exec_driver_sql(
         "SELECT sequence, hash FROM entries ORDER BY sequence DESC LIMIT 1").first()
     return Head(int(row[0]), str(row[1])) if row else Head(0, GENESIS)
-
-
-def _placeholders(connection: Connection, count: int) -> str:
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    return ", ".join([mark] * count)
 
 
 class JournalWriter:
@@ -161,7 +156,7 @@ class JournalWriter:
         order. PostgreSQL: the batch is copied into a temporary table of the same shape
         (emptied once added; a rollback empties it too) and added by one INSERT … SELECT …
         ON CONFLICT (an array per column through unnest took a third longer, most of it
-        formatting the arrays); SQLite: one prepared statement run per row."""
+        formatting the arrays); SQLite: multi-row INSERTs … ON CONFLICT."""
         if not rows:
             return
         rows.sort()
@@ -178,13 +173,7 @@ class JournalWriter:
                 f"ORDER BY {names} {upsert}")
             self.connection.exec_driver_sql(f"TRUNCATE {staging}")
             return
-        cursor = self.connection.connection.cursor()
-        try:
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES "
-                               f"({_placeholders(self.connection, len(keys) + 1)}) {upsert}",
-                               rows)
-        finally:
-            cursor.close()
+        insert_many(self.connection, f"INSERT INTO {table} ({columns}) VALUES", rows, upsert)
 
 
 # SQLite's guards against INSERT OR REPLACE: row triggers on every insert into the journal.
