@@ -12,8 +12,8 @@ Figures:
  1. generating the synthetic book (zaplecze.services.book_generator);
  2. `load` throughput (trades/s) and the load's peak memory, on SQLite and PostgreSQL;
  3. beside it, the raw bulk-insert rate of the same database engine in the same run (plain
-    batched inserts of posting-shaped rows: SQLite executemany in one transaction with WAL and
-    synchronous=FULL; PostgreSQL COPY) and the ratio load trades/s ÷ (raw rows/s ÷ postings per
+    batched inserts of posting-shaped rows: SQLite multi-row INSERTs in one transaction with WAL
+    and synchronous=FULL; PostgreSQL COPY) and the ratio load trades/s ÷ (raw rows/s ÷ postings per
     trade): the share of the engine's bare insert speed that booking keeps;
  4. `eod --through LAST` in total and per business day;
  5. the core reports as of a date in the middle of the book, each in its own process;
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -58,6 +59,7 @@ if str(REPO / "src") not in sys.path:  # run from a checkout without an installe
 import zaplecze  # noqa: E402
 from zaplecze.kernel.calendar import weekdays  # noqa: E402
 from zaplecze.services.book_generator import BookShape, book_period, generate_book  # noqa: E402
+from zaplecze.store.repo import SQLITE_VALUES_PER_STATEMENT  # noqa: E402
 
 POSTINGS_PER_TRADE_ESTIMATE = 5
 LEDGER_BOOK_TRADES_MAX = 100_000
@@ -248,17 +250,22 @@ def posting_rows(count: int, first_day: dt.date) -> Iterator[tuple[Any, ...]]:
 
 
 def sqlite_raw_insert_seconds(path: Path, count: int, first_day: dt.date) -> float:
-    """executemany of ``count`` rows in one transaction, WAL and synchronous=FULL."""
+    """``count`` rows in one transaction, WAL and synchronous=FULL, by multi-row INSERTs of
+    SQLITE_VALUES_PER_STATEMENT values: the quickest plain way in, and the product's own."""
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute(RAW_TABLE_SQL)
-        sql = (f"INSERT INTO raw_postings ({', '.join(RAW_COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(RAW_COLUMNS))})")
+        head = f"INSERT INTO raw_postings ({', '.join(RAW_COLUMNS)}) VALUES "
+        group = f"({', '.join('?' * len(RAW_COLUMNS))})"
+        per = SQLITE_VALUES_PER_STATEMENT // len(RAW_COLUMNS)
+        rows = posting_rows(count, first_day)
         start = time.perf_counter()
         connection.execute("BEGIN IMMEDIATE")
-        connection.executemany(sql, posting_rows(count, first_day))
+        while chunk := list(itertools.islice(rows, per)):
+            connection.execute(head + ", ".join([group] * len(chunk)),
+                               list(itertools.chain.from_iterable(chunk)))
         connection.execute("COMMIT")
         return time.perf_counter() - start
     finally:
@@ -338,7 +345,7 @@ def sqlite_backend(folder: Path) -> Backend:
     return Backend("SQLite", f"sqlite:///{folder / 'book.db'}",
                    lambda count, first: sqlite_raw_insert_seconds(folder / "raw.db", count,
                                                                   first),
-                   "executemany, 1 transaction, WAL, synchronous=FULL")
+                   "multi-row INSERTs, 1 transaction, WAL, synchronous=FULL")
 
 
 def postgres_backend(admin_url: str) -> Backend:
@@ -518,6 +525,7 @@ def bench_ledger(figures: Figures, cli: list[str], book: Path, shape: BookShape,
         figures.add(6, "ledger bal --flat --no-total", "ledger", None, "",
                     note="skipped: `ledger` is not on PATH (Debian package `ledger`)")
         return
+    ledger_seconds: float | None = None
     with figures.step(6, "ledger bal --flat --no-total", "ledger"):
         if not export.exists():
             raise CommandFailed("no export to read")
@@ -527,9 +535,32 @@ def bench_ledger(figures: Figures, cli: list[str], book: Path, shape: BookShape,
             raise CommandFailed(f"ledger exited {run.returncode}: {_short(run.stderr)}")
         figures.add(6, "ledger bal --flat --no-total", "ledger", run.seconds, "s", run.peak_mib,
                     f"{len(run.stdout.splitlines()):,} balance lines")
+        ledger_seconds = run.seconds
         if "total" in ours:
             figures.add(6, "ours ÷ ledger", "-", ours["total"] / run.seconds, "x",
                         note=f"with the eod: {(ours['total'] + ours['eod']) / run.seconds:,.1f} x")
+    if "total" in ours and ledger_seconds is not None:
+        bench_storage_floor(figures, work, ours, ledger_seconds, timeout_s)
+
+
+def bench_storage_floor(figures: Figures, work: Path, ours: dict[str, float],
+                        ledger_seconds: float, timeout_s: float) -> None:
+    """Figure 6, last: the rows our load wrote, written again into a fresh book with nothing
+    read, checked, booked or chained (bench/storage_floor.py): the least the load could take if
+    all its Python were free, and init + that + the report against `ledger`."""
+    with figures.step(6, "storage floor", "SQLite"):
+        run = run_measured([sys.executable, str(Path(__file__).parent / "storage_floor.py"),
+                            str(work / "ledger-book.db"), str(work / "floor.db")], timeout_s)
+        if run.returncode != 0:
+            raise CommandFailed(f"the storage floor exited {run.returncode}: "
+                                f"{_short(run.stderr)}")
+        measured = json.loads(run.stdout.splitlines()[-1])
+        least = ours["init"] + measured["seconds"] + ours["report"]
+        figures.add(6, "storage floor: the load's rows written alone", "SQLite",
+                    measured["seconds"], "s", run.peak_mib,
+                    note=f"{measured['rows']:,} rows, {measured['transactions']} transactions, "
+                         f"indexes built at the end; init + floor + report = {least:.1f} s = "
+                         f"{least / ledger_seconds:.2f} x ledger")
 
 
 # -- environment and output ---------------------------------------------------------------
