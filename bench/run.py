@@ -508,6 +508,7 @@ def bench_ledger(figures: Figures, cli: list[str], book: Path, shape: BookShape,
     with figures.step(6, "ours: init + load + trial-balance", "SQLite"):
         ours["init"] = product.run("init").seconds
         ours["load"] = load(product, book)[0].seconds
+        sqlite_snapshot(work / "ledger-book.db", work / "loaded.db")  # for the storage floor
         ours["eod"] = product.run("eod", "--through", last).seconds
         run = product.run("report", "trial-balance", "--as-of", last, "--format", "json")
         ours["report"] = run.seconds
@@ -543,14 +544,22 @@ def bench_ledger(figures: Figures, cli: list[str], book: Path, shape: BookShape,
         bench_storage_floor(figures, work, ours, ledger_seconds, timeout_s)
 
 
+def sqlite_snapshot(source: Path, target: Path) -> None:
+    """A copy of an SQLite book as it stands, its WAL included (the backup API); not timed."""
+    with contextlib.closing(sqlite3.connect(source)) as origin, \
+            contextlib.closing(sqlite3.connect(target)) as copy:
+        origin.backup(copy)
+
+
 def bench_storage_floor(figures: Figures, work: Path, ours: dict[str, float],
                         ledger_seconds: float, timeout_s: float) -> None:
-    """Figure 6, last: the rows our load wrote, written again into a fresh book with nothing
+    """Figure 6, last: the rows our load wrote (the book as the load left it, before the eod),
+    written again into a fresh book with nothing
     read, checked, booked or chained (bench/storage_floor.py): the least the load could take if
     all its Python were free, and init + that + the report against `ledger`."""
     with figures.step(6, "storage floor", "SQLite"):
         run = run_measured([sys.executable, str(Path(__file__).parent / "storage_floor.py"),
-                            str(work / "ledger-book.db"), str(work / "floor.db")], timeout_s)
+                            str(work / "loaded.db"), str(work / "floor.db")], timeout_s)
         if run.returncode != 0:
             raise CommandFailed(f"the storage floor exited {run.returncode}: "
                                 f"{_short(run.stderr)}")
