@@ -554,9 +554,9 @@ def sqlite_snapshot(source: Path, target: Path) -> None:
 def bench_storage_floor(figures: Figures, work: Path, ours: dict[str, float],
                         ledger_seconds: float, timeout_s: float) -> None:
     """Figure 6, last: the rows our load wrote (the book as the load left it, before the eod),
-    written again into a fresh book with nothing
-    read, checked, booked or chained (bench/storage_floor.py): the least the load could take if
-    all its Python were free, and init + that + the report against `ledger`."""
+    written again into a fresh book with nothing read, checked, booked or chained
+    (bench/storage_floor.py): the least the load could take if all its Python were free, and
+    init + that + the report against `ledger`."""
     with figures.step(6, "storage floor", "SQLite"):
         run = run_measured([sys.executable, str(Path(__file__).parent / "storage_floor.py"),
                             str(work / "loaded.db"), str(work / "floor.db")], timeout_s)
